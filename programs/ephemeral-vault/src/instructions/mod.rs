@@ -1,0 +1,23 @@
+pub mod approve_delegate;
+pub mod cleanup_vault;
+pub mod create_session;
+pub mod deposit;
+pub mod execute_trade;
+pub mod initialize_config;
+pub mod revoke_session;
+pub mod set_paused;
+pub mod top_up_fees;
+pub mod update_config;
+pub mod withdraw;
+
+pub use approve_delegate::*;
+pub use cleanup_vault::*;
+pub use create_session::*;
+pub use deposit::*;
+pub use execute_trade::*;
+pub use initialize_config::*;
+pub use revoke_session::*;
+pub use set_paused::*;
+pub use top_up_fees::*;
+pub use update_config::*;
+pub use withdraw::*;
