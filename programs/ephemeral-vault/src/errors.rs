@@ -58,12 +58,8 @@ pub enum VaultError {
     WrongMint,
     #[msg("Token program does not match the session's token program")]
     WrongTokenProgram,
-    #[msg("Token account owner does not match")]
-    WrongTokenAccountOwner,
     #[msg("The mint has a Token-2022 extension this vault cannot hold safely")]
     UnsupportedMintExtension,
-    #[msg("Fee top-up must be paid by a SOL transfer the delegate can receive")]
-    InvalidFeeTopUp,
     #[msg("Arithmetic overflow")]
     MathOverflow,
     #[msg("Vault invariant violated")]

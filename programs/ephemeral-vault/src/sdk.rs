@@ -360,3 +360,62 @@ pub fn decode_event(data: &[u8]) -> std::result::Result<VaultEvent, EventDecodeE
     unknown.copy_from_slice(disc);
     Err(EventDecodeError::UnknownDiscriminator(unknown))
 }
+
+/// Every program error, in declaration order (their codes are 6000, 6001, ...).
+pub const ALL_ERRORS: [crate::errors::VaultError; 30] = {
+    use crate::errors::VaultError;
+    [
+        VaultError::Paused,
+        VaultError::Unauthorized,
+        VaultError::NotUpgradeAuthority,
+        VaultError::InvalidConfig,
+        VaultError::InvalidDuration,
+        VaultError::InvalidApprovedAmount,
+        VaultError::InvalidPerTradeCap,
+        VaultError::TooManyDestinations,
+        VaultError::DuplicateDestination,
+        VaultError::InvalidDelegate,
+        VaultError::SameDelegate,
+        VaultError::ZeroAmount,
+        VaultError::SessionExpired,
+        VaultError::SessionRevoked,
+        VaultError::NotDelegate,
+        VaultError::PerTradeCapExceeded,
+        VaultError::ApprovedAmountExceeded,
+        VaultError::InsufficientVaultBalance,
+        VaultError::DestinationNotAllowed,
+        VaultError::InvalidDestination,
+        VaultError::TradeIdNotIncreasing,
+        VaultError::FeeTopUpCapExceeded,
+        VaultError::TopUpRequiresSolVault,
+        VaultError::CleanupNotAllowed,
+        VaultError::TokenAccountsMismatch,
+        VaultError::WrongMint,
+        VaultError::WrongTokenProgram,
+        VaultError::UnsupportedMintExtension,
+        VaultError::MathOverflow,
+        VaultError::InvariantViolated,
+    ]
+};
+
+/// The program error with this on-chain code, if it is one of ours.
+pub fn vault_error(code: u32) -> Option<crate::errors::VaultError> {
+    let index = code.checked_sub(anchor_lang::error::ERROR_CODE_OFFSET)?;
+    ALL_ERRORS.get(usize::try_from(index).ok()?).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_back_from_its_code() {
+        for (i, error) in ALL_ERRORS.iter().enumerate() {
+            assert_eq!(*error as u32, i as u32, "ALL_ERRORS out of declaration order at {i}");
+            let code = anchor_lang::error::ERROR_CODE_OFFSET + *error as u32;
+            assert_eq!(vault_error(code).map(|e| e as u32), Some(*error as u32));
+        }
+        assert!(vault_error(anchor_lang::error::ERROR_CODE_OFFSET + ALL_ERRORS.len() as u32).is_none());
+        assert!(vault_error(2006).is_none());
+    }
+}

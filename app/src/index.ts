@@ -1,0 +1,16 @@
+export * from "./constants.js";
+export * from "./session-id.js";
+export * from "./pda.js";
+export * from "./asset.js";
+export * from "./instructions.js";
+export * from "./transaction.js";
+export * from "./accounts.js";
+export * from "./subscribe.js";
+export * from "./events.js";
+export * from "./errors.js";
+export * from "./ephemeral-key.js";
+export * from "./session.js";
+export type * from "./connection.js";
+export { IDL, CAMEL_IDL, coder, type EphemeralVault } from "./idl/index.js";
+export type { Amount } from "./internal/bytes.js";
+export { vaultProgram } from "./program.js";
