@@ -1,0 +1,67 @@
+//! Prometheus metrics of the indexer, served as text on an HTTP port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct IndexerMetrics {
+    pub transactions_seen: AtomicU64,
+    pub transactions_written: AtomicU64,
+    pub transactions_skipped: AtomicU64,
+    pub transactions_parked: AtomicU64,
+    pub transactions_ignored: AtomicU64,
+    pub batches_committed: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Newest slot whose rows are committed.
+    pub current_slot: AtomicU64,
+    /// Newest slot received from the source.
+    pub source_slot: AtomicU64,
+}
+
+impl IndexerMetrics {
+    pub fn render(&self) -> String {
+        let current = self.current_slot.load(Relaxed);
+        let source = self.source_slot.load(Relaxed);
+        let counters = [
+            ("vault_indexer_transactions_seen_total", "Transactions received from the source", &self.transactions_seen),
+            ("vault_indexer_transactions_written_total", "Transactions whose rows were committed", &self.transactions_written),
+            ("vault_indexer_transactions_skipped_total", "Transactions naming the program that could not be decoded", &self.transactions_skipped),
+            ("vault_indexer_transactions_parked_total", "Transactions waiting for their session to be indexed", &self.transactions_parked),
+            ("vault_indexer_transactions_ignored_total", "Transactions without a vault action", &self.transactions_ignored),
+            ("vault_indexer_batches_total", "Batches committed", &self.batches_committed),
+            ("vault_indexer_write_errors_total", "Batch writes that failed and were retried", &self.write_errors),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            out += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Relaxed));
+        }
+        for (name, help, value) in [
+            ("vault_indexer_current_slot", "Newest slot whose rows are committed", current),
+            ("vault_indexer_source_slot", "Newest slot received from the source", source),
+            ("vault_indexer_lag_slots", "Slots received but not yet committed", source.saturating_sub(current)),
+        ] {
+            out += &format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+        }
+        out
+    }
+
+    /// Serves `GET /metrics` on `addr` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = self.clone();
+                async move { metrics.render() }
+            }),
+        );
+        let handle = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
+        Ok((bound, handle))
+    }
+}

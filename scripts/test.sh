@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): on a fresh machine it installs what it needs,
+# builds the program to SBF, starts a local PostgreSQL, and runs every test suite:
+#   1. the program in litesvm (Rust): success paths, refusals, sealevel attacks, conservation
+#   2. the database, indexer, session service and cleanup bot (Rust, real PostgreSQL)
+#   3. the TypeScript client against the program in litesvm
+# VAULT_PROPERTY_STEPS lengthens the conservation property test (default 10,000 steps).
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$REPO_ROOT"
+started=$(date +%s)
+
+"$REPO_ROOT/scripts/setup.sh"
+"$REPO_ROOT/scripts/build-program.sh"
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
+fi
+export DATABASE_URL
+log "Rust tests (program in litesvm; database, indexer and services against $DATABASE_URL)"
+cargo test --workspace
+
+log "TypeScript client tests"
+"$REPO_ROOT/scripts/test-ts.sh"
+
+log "all test suites passed in $(( $(date +%s) - started )) s"
