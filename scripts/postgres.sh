@@ -153,7 +153,6 @@ start_server() {
 # psql: sqlx records each one with its checksum in _sqlx_migrations.
 migrate() {
   ensure_toolchain
-  export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
   # RUST_BACKTRACE=0: a refused migration should read as its one-line reason.
   (cd "$REPO_ROOT" && DATABASE_URL="$1" RUST_BACKTRACE=0 \
     cargo run -q -p ephemeral-vault-indexer --bin vault-migrate 9>&-)
@@ -235,9 +234,11 @@ cmd_status() {
 
 case "${1:-start}" in
   start) cmd_start ;;
+  # The server alone, no migration: for tests that stop and restart it under a running indexer.
+  server-start) local_server_up; flock -u 9 ;;
   reset) cmd_reset ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   url) echo "$LOCAL_URL" ;;
-  *) die "usage: $0 [start|stop|status|url|reset]" ;;
+  *) die "usage: $0 [start|stop|status|url|reset|server-start]" ;;
 esac

@@ -15,6 +15,8 @@ started=$(date +%s)
 
 if [ -z "${DATABASE_URL:-}" ]; then
   eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
+  # The server is the project's own: the PostgreSQL-restart test may stop and start it.
+  export VAULT_PG_RESTARTABLE=1
 fi
 export DATABASE_URL
 log "Rust tests (program in litesvm; database, indexer and services against $DATABASE_URL)"

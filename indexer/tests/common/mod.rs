@@ -36,6 +36,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A connection URL for this database (for a process of its own, like the indexer binary).
+    pub fn url(&self) -> String {
+        let admin = admin_url();
+        let (base, _) = admin.rsplit_once('/').expect("DATABASE_URL has a database name");
+        let base = base.to_string();
+        format!("{base}/{}", self.name)
+    }
+
     /// A new database with every migration applied.
     pub async fn new() -> Self {
         let db = Self::empty().await;

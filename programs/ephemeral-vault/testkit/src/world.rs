@@ -109,10 +109,24 @@ pub fn assert_anchor_error(outcome: Outcome, error: anchor_lang::error::ErrorCod
 
 pub type Outcome = Result<Landed, Refused>;
 
+/// A transaction as it executed, with everything an indexer would receive from a node: the
+/// signed message, the runtime's error, inner instructions and logs, the slot and chain time.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub transaction: Transaction,
+    pub err: Option<TransactionError>,
+    /// The runtime's metadata: inner instructions, logs, compute units, fee.
+    pub meta: litesvm::types::TransactionMetadata,
+    pub slot: u64,
+    pub unix_timestamp: i64,
+}
+
 /// litesvm with the program deployed (upgradeable, with `admin` as upgrade authority).
 pub struct VaultWorld {
     pub svm: LiteSVM,
     pub admin: Keypair,
+    /// Every transaction sent through [`VaultWorld::send`], landed or refused, in order.
+    pub history: Vec<Recorded>,
 }
 
 impl Default for VaultWorld {
@@ -145,7 +159,7 @@ impl VaultWorld {
         svm.add_program(ephemeral_vault::ID, &so)
             .expect("load ephemeral_vault.so");
         let admin = Keypair::new();
-        let mut world = Self { svm, admin };
+        let mut world = Self { svm, admin, history: vec![] };
         let admin_key = world.admin.pubkey();
         world.set_upgrade_authority(Some(admin_key));
         world.set_time(START_TIME);
@@ -201,9 +215,25 @@ impl VaultWorld {
     /// a fresh blockhash so identical instructions sent twice are two transactions.
     pub fn send(&mut self, ixs: &[Instruction], payer: &Keypair, signers: &[&Keypair]) -> Outcome {
         self.svm.expire_blockhash();
+        // One transaction per slot, as a lightly loaded chain would have it.
+        let mut clock = self.svm.get_sysvar::<Clock>();
+        clock.slot += 1;
+        self.svm.set_sysvar(&clock);
         let tx = self.sign(ixs, payer, signers);
         let keys = tx.message.account_keys.clone();
-        match self.svm.send_transaction(tx) {
+        let result = self.svm.send_transaction(tx.clone());
+        let (err, meta) = match &result {
+            Ok(meta) => (None, meta.clone()),
+            Err(failed) => (Some(failed.err.clone()), failed.meta.clone()),
+        };
+        self.history.push(Recorded {
+            transaction: tx,
+            err,
+            meta,
+            slot: clock.slot,
+            unix_timestamp: clock.unix_timestamp,
+        });
+        match result {
             Ok(meta) => {
                 let events = decode_events(&keys, &meta);
                 Ok(Landed { meta, events })
