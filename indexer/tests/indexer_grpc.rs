@@ -36,6 +36,14 @@ fn publish(server: &GeyserReplay, recorded: &ephemeral_vault_testkit::Recorded) 
 }
 
 fn indexer(pool: sqlx::PgPool, endpoint: &str) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    indexer_with_metrics(pool, endpoint, Arc::new(IndexerMetrics::default()))
+}
+
+fn indexer_with_metrics(
+    pool: sqlx::PgPool,
+    endpoint: &str,
+    metrics: Arc<IndexerMetrics>,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let mut config = YellowstoneConfig::new(endpoint, Commitment::Confirmed);
     config.start_slot = Some(0);
     config.backoff_base = Duration::from_millis(20);
@@ -45,7 +53,7 @@ fn indexer(pool: sqlx::PgPool, endpoint: &str) -> tokio::task::JoinHandle<anyhow
         pool,
         Ingest::default(),
         YellowstoneSource::new(config),
-        Arc::new(IndexerMetrics::default()),
+        metrics,
         pipeline_config,
     ))
 }
@@ -59,7 +67,9 @@ async fn streams_through_pings_and_disconnects_into_the_same_rows() {
 
     let (server, endpoint, _stop) = start_server(100_000).await;
     let db = TestDb::new().await;
-    let task = indexer(db.pool.clone(), &endpoint);
+    let metrics = Arc::new(IndexerMetrics::default());
+    let (metrics_addr, _) = metrics.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let task = indexer_with_metrics(db.pool.clone(), &endpoint, metrics);
     let half = scenario.recorded.len() / 2;
     for recorded in &scenario.recorded[..half] {
         publish(&server, recorded);
@@ -74,6 +84,20 @@ async fn streams_through_pings_and_disconnects_into_the_same_rows() {
     wait_for_cursor(&db.pool, "yellowstone", scenario.recorded.last().unwrap().slot).await;
     task.abort();
     assert!(server.subscriptions() >= 2, "the client resubscribed after the disconnect");
+    // The Prometheus endpoint reports what was seen and written.
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    // Replays after the reconnect are written again (idempotently), so at least every one.
+    assert!(value("vault_indexer_transactions_written_total") >= scenario.recorded.len() as u64);
+    assert_eq!(value("vault_indexer_transactions_skipped_total"), 0);
+    assert_eq!(value("vault_indexer_current_slot"), scenario.recorded.last().unwrap().slot);
+    assert_eq!(value("vault_indexer_lag_slots"), 0);
     assert_same_rows(&dump(&db.pool).await, &expected, "streamed over gRPC");
 }
 

@@ -295,3 +295,28 @@ async fn alert_rules_fire_on_their_scenarios_and_not_on_a_normal_session() {
         .unwrap();
     assert!(ips.contains(&Some("198.51.100.1".into())) && ips.contains(&Some("203.0.113.9".into())), "{ips:?}");
 }
+
+#[tokio::test]
+async fn blocking_rules_refuse_when_configured() {
+    let mut config = test_config();
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.alerts.ip_change_blocks_relay = true;
+    config.alerts.unusual_spending_blocks = true;
+    config.alerts.unusual_spending_share = 0.5;
+    let (h, world) = relay_harness(config).await;
+    let dest = Keypair::new().pubkey().to_string();
+    let home = Some("198.51.100.1");
+    let p = random_key();
+    let s = open_session(&h, &world, &p, SOL, SOL, SOL, home).await;
+
+    let r = trade(&h, &p, &s, 1, SOL / 10, 0, &dest, Some("203.0.113.77")).await;
+    assert_eq!((r.status, r.code()), (403, Some("forbidden")), "{:?}", r.body);
+    let r = trade(&h, &p, &s, 2, 6 * SOL / 10, 0, &dest, home).await;
+    assert_eq!((r.status, r.code()), (403, Some("forbidden")), "{:?}", r.body);
+    let r = trade(&h, &p, &s, 3, SOL / 10, 0, &dest, home).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(h.alerts_of(&s.session_id).await, vec!["ip_change", "unusual_spending"]);
+    // Only the allowed trade reached the chain.
+    assert_eq!(tx_rows(&h, &s.session_id).await.len(), 1);
+    assert_eq!(world.lock().unwrap().lamports(&dest.parse().unwrap()), SOL / 10);
+}

@@ -158,7 +158,10 @@ async fn run(options: sqlx::postgres::PgConnectOptions, reads: usize, concurrenc
         let sessions = concurrency.min(8);
         let per = trades.div_ceil(sessions);
         let mut handles = Vec::new();
-        let dest = solana_keypair::Keypair::new().pubkey().to_string();
+        // A funded destination: small transfers to a fresh account would leave it below rent.
+        let dest_key = solana_keypair::Keypair::new().pubkey();
+        world.lock().unwrap().svm.airdrop(&dest_key, LAMPORTS_PER_SOL).unwrap();
+        let dest = dest_key.to_string();
         let started_all;
         let mut prepared = Vec::new();
         for _ in 0..sessions {

@@ -193,3 +193,16 @@ pub async fn wait_for_cursor(pool: &PgPool, source: &str, slot: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until the rows equal `expected` (several transactions can share the final slot, so
+/// the cursor reaching it does not mean all of them are in), then asserts they do.
+pub async fn wait_for_rows(pool: &PgPool, expected: &[String], label: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let rows = dump(pool).await;
+        if rows == expected || tokio::time::Instant::now() >= deadline {
+            return assert_same_rows(&rows, expected, label);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

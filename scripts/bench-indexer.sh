@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Indexer throughput and latency against a raw COPY ceiling, on the local PostgreSQL.
+#   scripts/bench-indexer.sh [transactions]   (default 10,000)
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$REPO_ROOT"
+"$REPO_ROOT/scripts/build-program.sh" >&2
+if [ -z "${DATABASE_URL:-}" ]; then
+  eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
+fi
+cargo run -q --release -p ephemeral-vault-indexer --features ephemeral-vault-testkit --bin vault-indexer-bench -- "$@"
