@@ -14,6 +14,10 @@ started=$(date +%s)
 "$REPO_ROOT/scripts/build-program.sh"
 
 if [ -z "${DATABASE_URL:-}" ]; then
+  # Stop the server at the end only if this run started it.
+  if ! "$REPO_ROOT/scripts/postgres.sh" status >/dev/null 2>&1; then
+    trap '"$REPO_ROOT/scripts/postgres.sh" stop >/dev/null 2>&1 || true' EXIT
+  fi
   eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
   # The server is the project's own: the PostgreSQL-restart test may stop and start it.
   export VAULT_PG_RESTARTABLE=1
