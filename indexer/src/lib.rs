@@ -11,3 +11,4 @@ pub mod sources;
 pub mod metrics;
 pub mod pipeline;
 pub mod service;
+pub mod cleanup_bot;

@@ -1,0 +1,79 @@
+//! `vault-cleanup-bot`: cleans up vaults that may be cleaned, earning their rewards.
+//!
+//!   vault-cleanup-bot --rpc-url http://127.0.0.1:8899 --keypair bot.json [--once] [--interval-secs 10]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use solana_commitment_config::CommitmentConfig;
+use solana_keypair::Keypair;
+use vault_indexer::cleanup_bot::{BotConfig, CleanupBot, RpcClusterView};
+use vault_indexer::service::RpcChain;
+
+#[derive(Parser)]
+#[command(name = "vault-cleanup-bot", about = "Cleans up expired, revoked or paused Ephemeral Vault sessions for their reward")]
+struct Cli {
+    #[arg(long, env = "VAULT_RPC_URL")]
+    rpc_url: String,
+    /// The bot's keypair (a Solana CLI JSON file): it signs, pays the fee and receives rewards.
+    #[arg(long, env = "VAULT_BOT_KEYPAIR")]
+    keypair: PathBuf,
+    /// One round, then exit.
+    #[arg(long)]
+    once: bool,
+    #[arg(long, default_value_t = 10)]
+    interval_secs: u64,
+    /// Lamports of profit (reward minus fee) a cleanup must bring.
+    #[arg(long, default_value_t = 0)]
+    min_profit: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let bytes: Vec<u8> = serde_json::from_str(
+        &std::fs::read_to_string(&cli.keypair).with_context(|| format!("reading {}", cli.keypair.display()))?,
+    )
+    .context("the keypair file is not a JSON byte array")?;
+    let caller = Keypair::try_from(bytes.as_slice()).context("not a 64-byte keypair")?;
+    let config = BotConfig { min_profit: cli.min_profit, ..BotConfig::default() };
+    let bot = CleanupBot::new(
+        RpcChain::new(&cli.rpc_url, CommitmentConfig::confirmed()),
+        RpcClusterView::new(&cli.rpc_url),
+        caller,
+        config,
+    );
+    let (mut earned, mut cleaned) = (0u64, 0usize);
+    loop {
+        match bot.run_once().await {
+            Ok(report) => {
+                for (vault, reason, reward) in &report.cleaned {
+                    tracing::info!(%vault, ?reason, reward, "cleaned");
+                }
+                for (vault, why) in &report.skipped {
+                    tracing::info!(%vault, why, "skipped");
+                }
+                cleaned += report.cleaned.len();
+                earned += report.rewards.saturating_sub(report.fees);
+                println!(
+                    "round: {} vaults seen, {} cleaned, reward {} - fees {} lamports; total {cleaned} cleaned, {earned} lamports earned",
+                    report.vaults_seen,
+                    report.cleaned.len(),
+                    report.rewards,
+                    report.fees
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "round failed"),
+        }
+        if cli.once {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(cli.interval_secs)).await;
+    }
+}

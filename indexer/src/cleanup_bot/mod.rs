@@ -1,0 +1,181 @@
+//! The cleanup bot: finds vaults that may be cleaned up (expired, revoked, or any while the
+//! program is paused), checks the reward is worth the fee, sends `cleanup_vault` signed by its
+//! own key, retries what did not reach the chain with backoff, never has two cleanups of one
+//! vault in flight, and reports what it earned. Candidates come from the chain itself
+//! (getProgramAccounts filtered on the vault's size and discriminator): the chain decides what
+//! may be cleaned, so the bot asks the chain, not a database that may lag.
+
+mod cluster;
+
+pub use cluster::{decode_vault, ClusterView, RpcClusterView, VaultAccount};
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anchor_lang::prelude::Pubkey;
+use ephemeral_vault::sdk::{self, Asset, SessionRef};
+use ephemeral_vault::state::{CleanupReason, Vault};
+use solana_keypair::Keypair;
+use solana_message::Message;
+use solana_signer::Signer;
+use solana_transaction::Transaction;
+
+use crate::service::{Chain, ChainError};
+use crate::sources::Backoff;
+
+#[derive(Clone, Debug)]
+pub struct BotConfig {
+    /// Lamports the network charges per signature (the bot's transaction has one).
+    pub fee_per_signature: u64,
+    /// Clean only when the reward exceeds the fee by at least this much.
+    pub min_profit: u64,
+    /// Attempts per cleanup when the chain cannot be reached.
+    pub max_attempts: u32,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self { fee_per_signature: 5_000, min_profit: 0, max_attempts: 5 }
+    }
+}
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub vaults_seen: usize,
+    /// Vaults cleaned, with why and the reward expected for each.
+    pub cleaned: Vec<(Pubkey, CleanupReason, u64)>,
+    /// Vaults that may be cleaned but were not, with the reason.
+    pub skipped: Vec<(Pubkey, String)>,
+    pub rewards: u64,
+    pub fees: u64,
+}
+
+pub struct CleanupBot<C: Chain, V: ClusterView> {
+    chain: C,
+    view: V,
+    caller: Keypair,
+    config: BotConfig,
+    in_flight: Mutex<HashSet<Pubkey>>,
+}
+
+/// Releases a vault's in-flight mark when its attempt ends, whatever the outcome.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<Pubkey>>,
+    vault: Pubkey,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.vault);
+    }
+}
+
+impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
+    pub fn new(chain: C, view: V, caller: Keypair, config: BotConfig) -> Self {
+        Self { chain, view, caller, config, in_flight: Mutex::default() }
+    }
+
+    pub fn caller(&self) -> Pubkey {
+        self.caller.pubkey()
+    }
+
+    /// One pass over every vault of the program.
+    pub async fn run_once(&self) -> Result<RoundReport, ChainError> {
+        let config = self.view.config().await?;
+        let now = self.view.unix_time().await?;
+        let vaults = self.view.vaults().await?;
+        let mut report = RoundReport { vaults_seen: vaults.len(), ..RoundReport::default() };
+        for account in vaults {
+            let Ok(reason) = account.vault.cleanup_reason(&config, now) else { continue };
+            let session = session_of(&account.vault);
+            let token_account_rent = match session.vault_token_account() {
+                Some(key) => self.view.lamports(&key).await?,
+                None => 0,
+            };
+            let vault_rent = self.view.minimum_balance(Vault::SPACE).await?;
+            let reward = config
+                .cleanup_reward(vault_rent.saturating_add(token_account_rent))
+                .unwrap_or(0);
+            let fee = self.config.fee_per_signature;
+            if reward < fee.saturating_add(self.config.min_profit) {
+                report.skipped.push((account.address, format!("reward {reward} does not cover fee {fee}")));
+                continue;
+            }
+            let parent_token_account = match &session.asset {
+                Asset::Sol => None,
+                Asset::Token { mint, token_program } => {
+                    let ata = associated_token_address(&session.parent, mint, token_program);
+                    if self.view.lamports(&ata).await? == 0 {
+                        report.skipped.push((account.address, "the parent has no associated token account".into()));
+                        continue;
+                    }
+                    Some(ata)
+                }
+            };
+            let Some(_guard) = self.claim(account.address) else {
+                report.skipped.push((account.address, "a cleanup is already in flight".into()));
+                continue;
+            };
+            let ix = sdk::cleanup_vault(&session, self.caller.pubkey(), parent_token_account);
+            match self.send_with_retry(&ix).await {
+                Ok(()) => {
+                    report.cleaned.push((account.address, reason, reward));
+                    report.rewards += reward;
+                    report.fees += fee;
+                }
+                Err(e) => report.skipped.push((account.address, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    fn claim(&self, vault: Pubkey) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(vault).then_some(InFlight { set: &self.in_flight, vault })
+    }
+
+    /// Sends; retries with backoff only when the chain could not be reached (a refusal is final:
+    /// another bot may have cleaned the vault first).
+    async fn send_with_retry(&self, ix: &anchor_lang::solana_program::instruction::Instruction) -> Result<(), ChainError> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let blockhash = self.chain.latest_blockhash().await;
+            let result = match blockhash {
+                Ok(hash) => {
+                    let message = Message::new_with_blockhash(std::slice::from_ref(ix), Some(&self.caller.pubkey()), &hash);
+                    let tx = Transaction::new(&[&self.caller], message, hash);
+                    self.chain.send(&tx).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(ChainError::Unavailable(e)) if attempt < self.config.max_attempts => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, attempt, "cleanup not sent; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Everything a cleanup instruction needs, from the vault's own fields.
+pub fn session_of(vault: &Vault) -> SessionRef {
+    let asset = if vault.is_native() {
+        Asset::Sol
+    } else {
+        Asset::Token { mint: vault.mint, token_program: vault.token_program }
+    };
+    SessionRef { parent: vault.parent, session_id: vault.session_id, asset }
+}
+
+/// The associated token account of `owner` for `mint` under `token_program`.
+pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey, token_program: &Pubkey) -> Pubkey {
+    const ASSOCIATED_TOKEN_PROGRAM: Pubkey = anchor_lang::pubkey!("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
+    Pubkey::find_program_address(&[owner.as_ref(), token_program.as_ref(), mint.as_ref()], &ASSOCIATED_TOKEN_PROGRAM).0
+}
