@@ -123,3 +123,23 @@ async fn skips_vaults_whose_reward_does_not_cover_the_fee() {
     assert!(report.skipped[0].1.contains("does not cover"), "{report:?}");
     assert!(world.lock().unwrap().vault(&s.vault()).is_some());
 }
+
+#[tokio::test]
+async fn returns_a_token_vault_to_an_associated_account_it_creates_for_the_parent() {
+    let mut w = VaultWorld::new();
+    w.set_time(vault_indexer::service::unix_now());
+    let mint = w.create_mint(MintKind::Spl, 6);
+    // The parent's tokens come from a plain token account; it has no associated one.
+    let s = w.open_token_session(&mint, 7_000_000);
+    w.send(&[sdk::revoke_session(&s.session)], &s.parent, &[]).expect("revoke");
+    let ata = vault_indexer::cleanup_bot::associated_token_address(&s.parent.pubkey(), &mint.address, &mint.program());
+    assert!(w.account(&ata).is_none());
+    let caller = w.new_wallet(LAMPORTS_PER_SOL);
+    let world = Arc::new(Mutex::new(w));
+    let bot = CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default());
+    let report = bot.run_once().await.expect("round");
+    assert_eq!(report.cleaned.len(), 1, "{report:?}");
+    let w = world.lock().unwrap();
+    assert!(w.vault(&s.vault()).is_none());
+    assert_eq!(w.token_balance(&ata), 7_000_000, "the vault's tokens are in the parent's new associated account");
+}

@@ -103,27 +103,42 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
                 report.skipped.push((account.address, format!("reward {reward} does not cover fee {fee}")));
                 continue;
             }
+            // Token vaults return their balance to the parent's associated token account; if the
+            // parent has none (or closed it), the bot creates it in the same transaction - the
+            // idempotent create is permissionless - paying its rent, so the profit check counts it.
+            let mut instructions = vec![];
+            let mut extra_cost = 0;
             let parent_token_account = match &session.asset {
                 Asset::Sol => None,
                 Asset::Token { mint, token_program } => {
                     let ata = associated_token_address(&session.parent, mint, token_program);
                     if self.view.lamports(&ata).await? == 0 {
-                        report.skipped.push((account.address, "the parent has no associated token account".into()));
-                        continue;
+                        instructions.push(create_associated_token_account_idempotent(
+                            &self.caller.pubkey(),
+                            &session.parent,
+                            mint,
+                            token_program,
+                        ));
+                        // Same mint, so about the vault token account's own rent.
+                        extra_cost = self.view.lamports(&session.vault_token_account().unwrap_or_default()).await?;
                     }
                     Some(ata)
                 }
             };
+            if reward < fee.saturating_add(extra_cost).saturating_add(self.config.min_profit) {
+                report.skipped.push((account.address, format!("reward {reward} does not cover the parent's token account rent")));
+                continue;
+            }
             let Some(_guard) = self.claim(account.address) else {
                 report.skipped.push((account.address, "a cleanup is already in flight".into()));
                 continue;
             };
-            let ix = sdk::cleanup_vault(&session, self.caller.pubkey(), parent_token_account);
-            match self.send_with_retry(&ix).await {
+            instructions.push(sdk::cleanup_vault(&session, self.caller.pubkey(), parent_token_account));
+            match self.send_with_retry(&instructions).await {
                 Ok(()) => {
                     report.cleaned.push((account.address, reason, reward));
                     report.rewards += reward;
-                    report.fees += fee;
+                    report.fees += fee + extra_cost;
                 }
                 Err(e) => report.skipped.push((account.address, e.to_string())),
             }
@@ -138,7 +153,7 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
 
     /// Sends; retries with backoff only when the chain could not be reached (a refusal is final:
     /// another bot may have cleaned the vault first).
-    async fn send_with_retry(&self, ix: &anchor_lang::solana_program::instruction::Instruction) -> Result<(), ChainError> {
+    async fn send_with_retry(&self, ixs: &[anchor_lang::solana_program::instruction::Instruction]) -> Result<(), ChainError> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut attempt = 0;
         loop {
@@ -146,7 +161,7 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
             let blockhash = self.chain.latest_blockhash().await;
             let result = match blockhash {
                 Ok(hash) => {
-                    let message = Message::new_with_blockhash(std::slice::from_ref(ix), Some(&self.caller.pubkey()), &hash);
+                    let message = Message::new_with_blockhash(ixs, Some(&self.caller.pubkey()), &hash);
                     let tx = Transaction::new(&[&self.caller], message, hash);
                     self.chain.send(&tx).await.map(|_| ())
                 }
@@ -174,8 +189,32 @@ pub fn session_of(vault: &Vault) -> SessionRef {
     SessionRef { parent: vault.parent, session_id: vault.session_id, asset }
 }
 
+const ASSOCIATED_TOKEN_PROGRAM: Pubkey = anchor_lang::pubkey!("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
+
 /// The associated token account of `owner` for `mint` under `token_program`.
 pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey, token_program: &Pubkey) -> Pubkey {
-    const ASSOCIATED_TOKEN_PROGRAM: Pubkey = anchor_lang::pubkey!("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
     Pubkey::find_program_address(&[owner.as_ref(), token_program.as_ref(), mint.as_ref()], &ASSOCIATED_TOKEN_PROGRAM).0
+}
+
+/// The associated token program's `CreateIdempotent` (instruction 1): creates the account if it
+/// is missing, does nothing if it exists, and anyone may pay for it.
+pub fn create_associated_token_account_idempotent(
+    payer: &Pubkey,
+    owner: &Pubkey,
+    mint: &Pubkey,
+    token_program: &Pubkey,
+) -> anchor_lang::solana_program::instruction::Instruction {
+    use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
+    Instruction {
+        program_id: ASSOCIATED_TOKEN_PROGRAM,
+        accounts: vec![
+            AccountMeta::new(*payer, true),
+            AccountMeta::new(associated_token_address(owner, mint, token_program), false),
+            AccountMeta::new_readonly(*owner, false),
+            AccountMeta::new_readonly(*mint, false),
+            AccountMeta::new_readonly(sdk::SYSTEM_PROGRAM, false),
+            AccountMeta::new_readonly(*token_program, false),
+        ],
+        data: vec![1],
+    }
 }
