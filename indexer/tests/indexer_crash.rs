@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::TestDb;
 use indexing::*;
 use vault_indexer::geyser_replay::GeyserReplay;
-use vault_indexer::ingest::Ingest;
 
 fn spawn_indexer(database_url: &str, endpoint: &str, config: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vault-indexer"))
@@ -36,9 +35,7 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing() {
     }
     recorded.sort_by_key(|r| r.slot);
     let txs: Vec<_> = recorded.iter().map(chain_tx).collect();
-    let reference = TestDb::new().await;
-    Ingest::default().write_batch(&reference.pool, "test", &txs, None).await.unwrap();
-    let expected = dump(&reference.pool).await;
+    let expected = reference_rows(&txs).await;
 
     let server = GeyserReplay::new(1_000_000).with_ping_interval(Duration::from_millis(200));
     let (addr, _) = server.clone().serve("127.0.0.1:0".parse().unwrap(), std::future::pending()).await.unwrap();

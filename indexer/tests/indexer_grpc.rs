@@ -61,9 +61,7 @@ fn indexer_with_metrics(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_through_pings_and_disconnects_into_the_same_rows() {
     let scenario = lifecycle();
-    let reference = TestDb::new().await;
-    Ingest::default().write_batch(&reference.pool, "test", &scenario.txs, None).await.unwrap();
-    let expected = dump(&reference.pool).await;
+    let expected = reference_rows(&scenario.txs).await;
 
     let (server, endpoint, _stop) = start_server(100_000).await;
     let db = TestDb::new().await;
@@ -104,9 +102,7 @@ async fn streams_through_pings_and_disconnects_into_the_same_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_indexer_resumes_from_its_cursor() {
     let scenario = lifecycle();
-    let reference = TestDb::new().await;
-    Ingest::default().write_batch(&reference.pool, "test", &scenario.txs, None).await.unwrap();
-    let expected = dump(&reference.pool).await;
+    let expected = reference_rows(&scenario.txs).await;
 
     let (server, endpoint, _stop) = start_server(100_000).await;
     let db = TestDb::new().await;

@@ -33,9 +33,7 @@ async fn the_indexer_waits_for_a_restarted_postgres_and_continues() {
         return;
     }
     let scenario = lifecycle();
-    let reference = TestDb::new().await;
-    Ingest::default().write_batch(&reference.pool, "test", &scenario.txs, None).await.unwrap();
-    let expected = dump(&reference.pool).await;
+    let expected = reference_rows(&scenario.txs).await;
 
     let server = GeyserReplay::new(1_000_000).with_ping_interval(Duration::from_millis(200));
     let (addr, _) = server.clone().serve("127.0.0.1:0".parse().unwrap(), std::future::pending()).await.unwrap();

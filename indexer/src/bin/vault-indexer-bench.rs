@@ -27,43 +27,11 @@ mod bench {
     use solana_signer::Signer;
     use sqlx::migrate::MigrateDatabase;
     use sqlx::{Connection, PgConnection, Postgres};
-    use vault_indexer::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
+    use vault_indexer::chain_tx::ChainTx;
+    use vault_indexer::sources::executed::chain_tx;
     use vault_indexer::ingest::Ingest;
 
     const BATCH: usize = 256;
-
-    /// What a node reports for a transaction the testkit executed.
-    fn chain_tx(recorded: &Recorded) -> ChainTx {
-        let message = &recorded.transaction.message;
-        let raw = |program_id_index, accounts: &Vec<u8>, data: &Vec<u8>, stack_height| RawInstruction {
-            program_id_index,
-            accounts: accounts.clone(),
-            data: data.clone(),
-            stack_height: Some(stack_height),
-        };
-        ChainTx {
-            signature: recorded.transaction.signatures[0].to_string(),
-            slot: recorded.slot,
-            index_in_block: Some(0),
-            block_time: Some(recorded.unix_timestamp),
-            account_keys: message.account_keys.clone(),
-            instructions: message.instructions.iter().map(|ix| raw(ix.program_id_index, &ix.accounts, &ix.data, 1)).collect(),
-            inner_instructions: recorded
-                .meta
-                .inner_instructions
-                .iter()
-                .map(|group| {
-                    group
-                        .iter()
-                        .map(|i| raw(i.instruction.program_id_index, &i.instruction.accounts, &i.instruction.data, u32::from(i.stack_height)))
-                        .collect()
-                })
-                .collect(),
-            failure: recorded.err.as_ref().map(TxFailure::from_transaction_error),
-            logs: recorded.meta.logs.clone(),
-            commitment: Commitment::Confirmed,
-        }
-    }
 
     /// `count` transactions: sessions opened, then trades (one in ten refused) round-robin.
     fn generate(count: usize) -> Vec<ChainTx> {

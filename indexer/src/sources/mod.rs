@@ -3,6 +3,8 @@
 //! it never drops an update. Sources reconnect by themselves (capped exponential backoff with
 //! jitter) and resume from the cursor the writer last committed.
 
+#[cfg(feature = "ephemeral-vault-testkit")]
+pub mod executed;
 pub mod rpc;
 pub mod yellowstone;
 

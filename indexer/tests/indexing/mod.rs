@@ -8,50 +8,11 @@ use ephemeral_vault::sdk;
 use ephemeral_vault_testkit::*;
 use solana_signer::Signer;
 use sqlx::PgPool;
-use vault_indexer::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
+use vault_indexer::chain_tx::ChainTx;
 
 pub const SOL: u64 = LAMPORTS_PER_SOL;
 
-/// What a node reports for a transaction the testkit executed.
-pub fn chain_tx(recorded: &Recorded) -> ChainTx {
-    let message = &recorded.transaction.message;
-    let instructions: Vec<RawInstruction> = message
-        .instructions
-        .iter()
-        .map(|ix| RawInstruction {
-            program_id_index: ix.program_id_index,
-            accounts: ix.accounts.clone(),
-            data: ix.data.clone(),
-            stack_height: Some(1),
-        })
-        .collect();
-    let mut inner_instructions = vec![Vec::new(); instructions.len()];
-    for (index, group) in recorded.meta.inner_instructions.iter().enumerate() {
-        if let Some(slot) = inner_instructions.get_mut(index) {
-            *slot = group
-                .iter()
-                .map(|inner| RawInstruction {
-                    program_id_index: inner.instruction.program_id_index,
-                    accounts: inner.instruction.accounts.clone(),
-                    data: inner.instruction.data.clone(),
-                    stack_height: Some(u32::from(inner.stack_height)),
-                })
-                .collect();
-        }
-    }
-    ChainTx {
-        signature: recorded.transaction.signatures[0].to_string(),
-        slot: recorded.slot,
-        index_in_block: Some(0),
-        block_time: Some(recorded.unix_timestamp),
-        account_keys: message.account_keys.clone(),
-        instructions,
-        inner_instructions,
-        failure: recorded.err.as_ref().map(TxFailure::from_transaction_error),
-        logs: recorded.meta.logs.clone(),
-        commitment: Commitment::Confirmed,
-    }
-}
+pub use vault_indexer::sources::executed::chain_tx;
 
 /// The scenario's expected shape, for assertions.
 pub struct Scenario {
@@ -121,6 +82,17 @@ pub fn lifecycle() -> Scenario {
     Scenario { txs, recorded, sol_session: s, token_session: t, rotated_delegate: next, caller }
 }
 
+/// The rows a direct write of `txs` into a fresh database gives: what every delivery path must
+/// end with.
+pub async fn reference_rows(txs: &[ChainTx]) -> Vec<String> {
+    let reference = super::common::TestDb::new().await;
+    vault_indexer::ingest::Ingest::default()
+        .write_batch(&reference.pool, "test", txs, None)
+        .await
+        .expect("direct write");
+    dump(&reference.pool).await
+}
+
 /// Every row the indexer writes, in a canonical order, without the columns that differ between
 /// runs by nature (serial ids, wall-clock timestamps, audit hashes).
 pub async fn dump(pool: &PgPool) -> Vec<String> {
@@ -171,14 +143,7 @@ pub fn assert_same_rows(got: &[String], expected: &[String], label: &str) {
 
 /// The Yellowstone update a geyser plugin would send for an executed transaction.
 pub fn geyser_update(recorded: &Recorded) -> yellowstone_grpc_proto::prelude::SubscribeUpdateTransaction {
-    let header = &recorded.transaction.message.header;
-    vault_indexer::sources::yellowstone::convert::update_from_chain_tx(
-        &chain_tx(recorded),
-        recorded.transaction.signatures[0].as_ref(),
-        (header.num_required_signatures, header.num_readonly_signed_accounts, header.num_readonly_unsigned_accounts),
-        recorded.err.as_ref(),
-    )
-    .expect("encodes")
+    vault_indexer::sources::executed::geyser_update(recorded).expect("encodes")
 }
 
 /// Waits until `source`'s committed cursor reaches `slot`.
