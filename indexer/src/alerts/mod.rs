@@ -30,30 +30,43 @@ impl Default for AlertRules {
     }
 }
 
-async fn raise(
-    db: &mut PgConnection,
-    session_id: &str,
-    alert_type: &str,
-    severity: &str,
-    description: String,
-    mut metadata: serde_json::Value,
-    dedup_key: String,
-) -> Result<(), sqlx::Error> {
-    metadata["dedup_key"] = json!(dedup_key);
-    metadata["source"] = json!("indexer");
-    sqlx::query(
+/// One alert to raise. `dedup_key` identifies it: raising it again is a no-op.
+pub struct Alert<'a> {
+    pub session_id: &'a str,
+    pub alert_type: &'static str,
+    pub severity: &'static str,
+    pub description: String,
+    pub metadata: serde_json::Value,
+    pub dedup_key: String,
+}
+
+/// Inserts the alert unless its dedup key exists (the unique index of migrations/0009); true
+/// when it was new. `source` ("indexer", "service") is recorded in its metadata. Shared by the
+/// indexer's chain rules and the session service's request rules.
+pub async fn raise<'e>(db: impl sqlx::PgExecutor<'e>, source: &str, alert: Alert<'_>) -> Result<bool, sqlx::Error> {
+    let mut metadata = alert.metadata;
+    if !metadata.is_object() {
+        metadata = json!({});
+    }
+    metadata["dedup_key"] = json!(alert.dedup_key);
+    metadata["source"] = json!(source);
+    let done = sqlx::query(
         "INSERT INTO security_alerts (session_id, alert_type, severity, description, metadata)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT ((metadata ->> 'dedup_key')) WHERE metadata ? 'dedup_key' DO NOTHING",
     )
-    .bind(session_id)
-    .bind(alert_type)
-    .bind(severity)
-    .bind(description)
+    .bind(alert.session_id)
+    .bind(alert.alert_type)
+    .bind(alert.severity)
+    .bind(alert.description)
     .bind(metadata)
     .execute(db)
     .await?;
-    Ok(())
+    let new = done.rows_affected() == 1;
+    if new {
+        tracing::warn!(alert = alert.alert_type, session = alert.session_id, source, "security alert raised");
+    }
+    Ok(new)
 }
 
 pub async fn after_trade(
@@ -74,13 +87,16 @@ pub async fn after_trade(
         let approved: f64 = approved.try_into().unwrap_or(f64::MAX);
         if approved > 0.0 && spent as f64 >= rules.unusual_trade_share * approved {
             raise(
-                db,
-                session_id,
-                "unusual_spending",
-                "high",
-                format!("trade {} spent {spent} of an approved {approved}", trade.trade_id),
-                json!({"signature": tx.signature, "trade_id": trade.trade_id.to_string(), "spent": spent.to_string()}),
-                format!("unusual_spending:{}:{ordinal}", tx.signature),
+                &mut *db,
+                "indexer",
+                Alert {
+                    session_id,
+                    alert_type: "unusual_spending",
+                    severity: "high",
+                    description: format!("trade {} spent {spent} of an approved {approved}", trade.trade_id),
+                    metadata: json!({"signature": tx.signature, "trade_id": trade.trade_id.to_string(), "spent": spent.to_string()}),
+                    dedup_key: format!("unusual_spending:{}:{ordinal}", tx.signature),
+                },
             )
             .await?;
         }
@@ -101,13 +117,16 @@ pub async fn after_trade(
         if count >= i64::from(rules.high_frequency_trades) {
             let bucket = trade.timestamp.div_euclid(window);
             raise(
-                db,
-                session_id,
-                "high_frequency",
-                "medium",
-                format!("{count} trades within {window} s"),
-                json!({"trades": count, "window_secs": window, "at": trade.timestamp, "volume_so_far": to_db(trade.totals.total_spent).to_string()}),
-                format!("high_frequency:{session_id}:{bucket}"),
+                &mut *db,
+                "indexer",
+                Alert {
+                    session_id,
+                    alert_type: "high_frequency",
+                    severity: "medium",
+                    description: format!("{count} trades within {window} s"),
+                    metadata: json!({"trades": count, "window_secs": window, "at": trade.timestamp, "volume_so_far": to_db(trade.totals.total_spent).to_string()}),
+                    dedup_key: format!("high_frequency:{session_id}:{bucket}"),
+                },
             )
             .await?;
         }
@@ -130,13 +149,16 @@ pub async fn after_refusal(
     );
     if rules.expired_session && acts_on_funds && crate::program_errors::is_session_expired(failure) {
         raise(
-            db,
-            session_id,
-            "expired_session",
-            "medium",
-            format!("{:?} attempted by {} after the session expired", instruction.kind, instruction.signer),
-            json!({"signature": tx.signature, "signer": instruction.signer.to_string()}),
-            format!("expired_session:{}:{ordinal}", tx.signature),
+            &mut *db,
+            "indexer",
+            Alert {
+                session_id,
+                alert_type: "expired_session",
+                severity: "medium",
+                description: format!("{:?} attempted by {} after the session expired", instruction.kind, instruction.signer),
+                metadata: json!({"signature": tx.signature, "signer": instruction.signer.to_string()}),
+                dedup_key: format!("expired_session:{}:{ordinal}", tx.signature),
+            },
         )
         .await?;
     }

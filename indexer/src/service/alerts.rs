@@ -12,42 +12,14 @@
 //! - `expired_session`: a trade or top-up is requested after the session's expiry (one per
 //!   session and minute).
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 
-pub struct Alert<'a> {
-    pub session_id: &'a str,
-    pub alert_type: &'static str,
-    pub severity: &'static str,
-    pub description: String,
-    pub metadata: Value,
-    pub dedup_key: String,
-}
+use crate::alerts::Alert;
 
-/// Inserts the alert unless its dedup key exists; true when it was new.
-pub async fn raise(pool: &PgPool, a: Alert<'_>) -> Result<bool, sqlx::Error> {
-    let mut metadata = a.metadata;
-    if !metadata.is_object() {
-        metadata = json!({});
-    }
-    metadata["dedup_key"] = json!(a.dedup_key);
-    metadata["source"] = json!("service");
-    let done = sqlx::query(
-        "INSERT INTO security_alerts (session_id, alert_type, severity, description, metadata)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT ((metadata ->> 'dedup_key')) WHERE metadata ? 'dedup_key' DO NOTHING",
-    )
-    .bind(a.session_id)
-    .bind(a.alert_type)
-    .bind(a.severity)
-    .bind(a.description)
-    .bind(metadata)
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 1 {
-        tracing::warn!(alert = a.alert_type, session = a.session_id, "security alert raised");
-    }
-    Ok(done.rows_affected() == 1)
+/// Raises `alert` as the service's (see crate::alerts::raise); true when it was new.
+async fn raise(pool: &PgPool, alert: Alert<'_>) -> Result<bool, sqlx::Error> {
+    crate::alerts::raise(pool, "service", alert).await
 }
 
 pub async fn ip_change(pool: &PgPool, session_id: &str, registered: &str, now_ip: &str) -> Result<bool, sqlx::Error> {
