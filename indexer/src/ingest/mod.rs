@@ -91,21 +91,23 @@ impl Ingest {
             parking::record_skipped(db, tx, &reason).await?;
             return Ok(TxOutcome::Skipped(reason));
         }
-        // Every session an action touches must already be indexed, else the whole transaction
-        // waits (its rows reference the session).
-        for action in &decoded.actions {
-            let creates_session = matches!(action, VaultAction::Event(ephemeral_vault::sdk::VaultEvent::SessionCreated(_)));
-            if creates_session {
-                continue;
-            }
-            if let Some(vault) = action_vault(action) {
-                let created_here = decoded.actions.iter().any(|a| {
-                    matches!(a, VaultAction::Event(ephemeral_vault::sdk::VaultEvent::SessionCreated(e)) if e.vault == vault)
-                });
-                if !created_here && !rows::session_exists(db, &vault).await? {
-                    parking::park(db, tx, &vault).await?;
-                    return Ok(TxOutcome::Parked);
-                }
+        // Every session an action touches must already be indexed (or be created in this very
+        // transaction), else the whole transaction waits: its rows reference the session.
+        let created: Vec<_> = decoded
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                VaultAction::Event(ephemeral_vault::sdk::VaultEvent::SessionCreated(e)) => Some(e.vault),
+                _ => None,
+            })
+            .collect();
+        let mut touched: Vec<_> = decoded.actions.iter().filter_map(action_vault).filter(|v| !created.contains(v)).collect();
+        touched.sort();
+        touched.dedup();
+        for vault in &touched {
+            if !rows::session_exists(db, vault).await? {
+                parking::park(db, tx, vault).await?;
+                return Ok(TxOutcome::Parked);
             }
         }
         for (ordinal, action) in decoded.actions.iter().enumerate() {

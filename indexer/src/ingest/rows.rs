@@ -23,11 +23,7 @@ fn mint_column(mint: &Pubkey) -> Option<String> {
 }
 
 pub async fn session_exists(db: &mut PgConnection, vault: &Pubkey) -> Result<bool, sqlx::Error> {
-    let found: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM ephemeral_sessions WHERE vault_pda = $1")
-        .bind(vault.to_string())
-        .fetch_optional(db)
-        .await?;
-    Ok(found.is_some())
+    Ok(session_of_vault(db, vault).await?.is_some())
 }
 
 async fn session_of_vault(db: &mut PgConnection, vault: &Pubkey) -> Result<Option<String>, sqlx::Error> {
