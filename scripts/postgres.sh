@@ -20,7 +20,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 PORT="${PGPORT_VAULT:-54329}"
-DB_NAME=ephemeral_vault
+# VAULT_PG_DATABASE names another database on the same server (the demo keeps its own).
+DB_NAME="${VAULT_PG_DATABASE:-ephemeral_vault}"
 LOCAL_URL="postgres://postgres@127.0.0.1:$PORT/$DB_NAME"
 # Roles the migrations create without LOGIN; on this dev cluster they may log in (trust auth)
 # so the services can be run under their real, least-privileged role.

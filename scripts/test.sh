@@ -2,7 +2,8 @@
 # The project's test command (README, .ci/run): on a fresh machine it installs what it needs,
 # builds the program to SBF, starts a local PostgreSQL, and runs every test suite:
 #   1. the program in litesvm (Rust): success paths, refusals, sealevel attacks, conservation
-#   2. the database, indexer, session service and cleanup bot (Rust, real PostgreSQL)
+#   2. the database, indexer, session service, cleanup bot and the main job's driver (Rust, real
+#      PostgreSQL; on a local validator too when one is built, see scripts/validator.sh)
 #   3. the TypeScript client against the program in litesvm
 # VAULT_PROPERTY_STEPS lengthens the conservation property test (default 10,000 steps).
 set -euo pipefail
@@ -23,6 +24,14 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export VAULT_PG_RESTARTABLE=1
 fi
 export DATABASE_URL
+# Tests that need a local validator (tests/main_job.rs) run when one is available and skip
+# otherwise; say which here, since cargo hides a passing test's output.
+if validator="$("$REPO_ROOT/scripts/validator.sh" find 2>/dev/null)"; then
+  log "local validator: $validator (the validator tests run)"
+else
+  warn "no local validator: the tests that need one SKIP (scripts/validator.sh ensure builds one, ~70 min"
+  warn "once per machine); the litesvm and gRPC tests cover the same code paths"
+fi
 log "Rust tests (program in litesvm; database, indexer and services against $DATABASE_URL)"
 cargo test --workspace
 

@@ -12,3 +12,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod service;
 pub mod cleanup_bot;
+pub mod scenario;
+pub mod summary;

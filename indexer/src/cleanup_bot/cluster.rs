@@ -25,6 +25,10 @@ pub struct VaultAccount {
 pub trait ClusterView: Send + Sync {
     /// Every vault of the program.
     async fn vaults(&self) -> Result<Vec<VaultAccount>, ChainError>;
+    /// The vaults at `addresses`. An address with no account, or with an account that is not a
+    /// vault of the program, is left out: the addresses come from a database that may be stale
+    /// or wrong, the accounts from the chain.
+    async fn vaults_at(&self, addresses: &[Pubkey]) -> Result<Vec<VaultAccount>, ChainError>;
     async fn config(&self) -> Result<Config, ChainError>;
     /// The cluster's clock (what the program compares expiry against).
     async fn unix_time(&self) -> Result<i64, ChainError>;
@@ -38,6 +42,19 @@ pub fn decode_vault(data: &[u8]) -> Option<Vault> {
     let mut slice = data;
     Vault::try_deserialize(&mut slice).ok()
 }
+
+/// Decodes an account found at an address the chain scan did not vouch for: a vault only if
+/// the program owns it (only the program can write an account it owns, so no one else can
+/// forge one) and it has a vault's size and discriminator, as the scan's filters require.
+pub fn decode_program_vault(owner: &Pubkey, data: &[u8]) -> Option<Vault> {
+    if *owner != ephemeral_vault::ID || data.len() != Vault::SPACE {
+        return None;
+    }
+    decode_vault(data)
+}
+
+/// getMultipleAccounts takes at most this many addresses per request.
+const MULTIPLE_ACCOUNTS_LIMIT: usize = 100;
 
 pub struct RpcClusterView {
     client: RpcClient,
@@ -86,6 +103,32 @@ impl ClusterView for RpcClusterView {
                 Some(VaultAccount { address, vault: decode_vault(&data)? })
             })
             .collect())
+    }
+
+    async fn vaults_at(&self, addresses: &[Pubkey]) -> Result<Vec<VaultAccount>, ChainError> {
+        let mut found = vec![];
+        for chunk in addresses.chunks(MULTIPLE_ACCOUNTS_LIMIT) {
+            let config = RpcAccountInfoConfig {
+                encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),
+                ..RpcAccountInfoConfig::default()
+            };
+            let accounts = self
+                .client
+                .get_multiple_ui_accounts_with_config(chunk, config)
+                .await
+                .map_err(unavailable)?
+                .value;
+            // One entry per requested address, in order; None where there is no account.
+            for (address, account) in chunk.iter().zip(accounts) {
+                let Some(account) = account else { continue };
+                let Ok(owner) = account.owner.parse::<Pubkey>() else { continue };
+                let Some(data) = account.data.decode() else { continue };
+                if let Some(vault) = decode_program_vault(&owner, &data) {
+                    found.push(VaultAccount { address: *address, vault });
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn config(&self) -> Result<Config, ChainError> {

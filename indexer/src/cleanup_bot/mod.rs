@@ -1,15 +1,22 @@
 //! The cleanup bot: finds vaults that may be cleaned up (expired, revoked, or any while the
 //! program is paused), checks the reward is worth the fee, sends `cleanup_vault` signed by its
 //! own key, retries what did not reach the chain with backoff, never has two cleanups of one
-//! vault in flight, and reports what it earned. Candidates come from the chain itself
-//! (getProgramAccounts filtered on the vault's size and discriminator): the chain decides what
-//! may be cleaned, so the bot asks the chain, not a database that may lag.
+//! vault in flight, and reports what it earned.
+//!
+//! Where a round's vaults come from is its [`CandidateSource`]: a scan of the whole program
+//! (getProgramAccounts filtered on the vault's size and discriminator), or the indexer's
+//! `cleanup_candidates_view` loaded from the chain by address, with a full scan every few rounds
+//! for what the indexer has not seen yet. Either way the bot decides from the vault accounts the
+//! chain returns, never from a database row: the chain decides what may be cleaned.
 
+mod candidates;
 mod cluster;
 
-pub use cluster::{decode_vault, ClusterView, RpcClusterView, VaultAccount};
+pub use candidates::{parse_addresses, DbCandidates};
+pub use cluster::{decode_program_vault, decode_vault, ClusterView, RpcClusterView, VaultAccount};
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,9 +47,30 @@ impl Default for BotConfig {
     }
 }
 
+/// With database candidates, a full chain scan every this many rounds unless configured.
+pub const DEFAULT_SCAN_EVERY: u32 = 10;
+
+/// Where the vaults of a round come from.
+pub enum CandidateSource {
+    /// Every round scans the whole program. Complete, but each round reads every vault.
+    ChainScan,
+    /// Most rounds load only the vaults the database lists as candidates, which is cheap when
+    /// most sessions are live. The database lags the chain (a vault created after the indexer's
+    /// last write is not in it), so the first round and every `scan_every`-th after it scan the
+    /// whole program instead. So does a round whose database read fails: the database is a
+    /// shortcut, not a dependency. `scan_every` 0 or 1 means every round scans.
+    Database { candidates: DbCandidates, scan_every: u32 },
+}
+
 /// What one round did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoundReport {
+    /// Whether this round scanned the whole program (else its vaults came from the database).
+    pub full_scan: bool,
+    /// Addresses the database listed as candidates (0 on a scan round).
+    pub from_db: usize,
+    /// Vault accounts found on chain and considered: every vault on a scan round, the
+    /// candidates that are still vaults otherwise.
     pub vaults_seen: usize,
     /// Vaults cleaned, with why and the reward expected for each.
     pub cleaned: Vec<(Pubkey, CleanupReason, u64)>,
@@ -58,6 +86,9 @@ pub struct CleanupBot<C: Chain, V: ClusterView> {
     caller: Keypair,
     config: BotConfig,
     in_flight: Mutex<HashSet<Pubkey>>,
+    source: CandidateSource,
+    /// Database rounds left before the next full scan; 0 means the next round scans.
+    rounds_to_scan: AtomicU32,
 }
 
 /// Releases a vault's in-flight mark when its attempt ends, whatever the outcome.
@@ -73,21 +104,39 @@ impl Drop for InFlight<'_> {
 }
 
 impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
+    /// A bot that scans the chain every round; see [`Self::with_candidates`].
     pub fn new(chain: C, view: V, caller: Keypair, config: BotConfig) -> Self {
-        Self { chain, view, caller, config, in_flight: Mutex::default() }
+        Self {
+            chain,
+            view,
+            caller,
+            config,
+            in_flight: Mutex::default(),
+            source: CandidateSource::ChainScan,
+            rounds_to_scan: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes each round's vaults from `source`. The next round scans the chain in full.
+    pub fn with_candidates(mut self, source: CandidateSource) -> Self {
+        self.source = source;
+        self.rounds_to_scan = AtomicU32::new(0);
+        self
     }
 
     pub fn caller(&self) -> Pubkey {
         self.caller.pubkey()
     }
 
-    /// One pass over every vault of the program.
+    /// One pass over the round's vaults (see [`CandidateSource`]).
     pub async fn run_once(&self) -> Result<RoundReport, ChainError> {
         let config = self.view.config().await?;
         let now = self.view.unix_time().await?;
-        let vaults = self.view.vaults().await?;
-        let mut report = RoundReport { vaults_seen: vaults.len(), ..RoundReport::default() };
+        let mut report = RoundReport::default();
+        let vaults = self.round_vaults(&mut report).await?;
+        report.vaults_seen = vaults.len();
         for account in vaults {
+            // The only decision: the vault as the chain holds it now, whatever source named it.
             let Ok(reason) = account.vault.cleanup_reason(&config, now) else { continue };
             let session = session_of(&account.vault);
             let token_account_rent = match session.vault_token_account() {
@@ -144,6 +193,35 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
             }
         }
         Ok(report)
+    }
+
+    /// The vaults of this round, as found on chain; notes in `report` where they came from.
+    async fn round_vaults(&self, report: &mut RoundReport) -> Result<Vec<VaultAccount>, ChainError> {
+        let scan_every = match &self.source {
+            CandidateSource::Database { candidates, scan_every } => {
+                let left = self.rounds_to_scan.load(Ordering::Relaxed);
+                if left > 0 {
+                    match candidates.load().await {
+                        Ok(addresses) => {
+                            let vaults = self.view.vaults_at(&addresses).await?;
+                            // From the value read above, so two rounds at once cannot wrap it
+                            // below 0 (which would mean no scan for 4 billion rounds).
+                            let _ = self.rounds_to_scan.compare_exchange(left, left - 1, Ordering::Relaxed, Ordering::Relaxed);
+                            report.from_db = addresses.len();
+                            return Ok(vaults);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cleanup candidates not read from the database; scanning the chain"),
+                    }
+                }
+                *scan_every
+            }
+            CandidateSource::ChainScan => 1,
+        };
+        let vaults = self.view.vaults().await?;
+        // Counted from the last scan that worked: a failed one is retried next round.
+        self.rounds_to_scan.store(scan_every.saturating_sub(1), Ordering::Relaxed);
+        report.full_scan = true;
+        Ok(vaults)
     }
 
     fn claim(&self, vault: Pubkey) -> Option<InFlight<'_>> {

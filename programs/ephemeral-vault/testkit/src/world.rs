@@ -215,11 +215,17 @@ impl VaultWorld {
     /// a fresh blockhash so identical instructions sent twice are two transactions.
     pub fn send(&mut self, ixs: &[Instruction], payer: &Keypair, signers: &[&Keypair]) -> Outcome {
         self.svm.expire_blockhash();
+        let tx = self.sign(ixs, payer, signers);
+        self.execute(tx)
+    }
+
+    /// Executes a transaction signed elsewhere (against [`Self::latest_blockhash`]), records it
+    /// in `history` and decodes the program's events.
+    pub fn execute(&mut self, tx: Transaction) -> Outcome {
         // One transaction per slot, as a lightly loaded chain would have it.
         let mut clock = self.svm.get_sysvar::<Clock>();
         clock.slot += 1;
         self.svm.set_sysvar(&clock);
-        let tx = self.sign(ixs, payer, signers);
         let keys = tx.message.account_keys.clone();
         let result = self.svm.send_transaction(tx.clone());
         let (err, meta) = match &result {
@@ -243,6 +249,13 @@ impl VaultWorld {
                 meta: failed.meta,
             }),
         }
+    }
+
+    /// A fresh blockhash to sign a transaction with, so identical instructions sent twice are
+    /// two transactions.
+    pub fn latest_blockhash(&mut self) -> solana_hash::Hash {
+        self.svm.expire_blockhash();
+        self.svm.latest_blockhash()
     }
 
     pub fn sign(&self, ixs: &[Instruction], payer: &Keypair, signers: &[&Keypair]) -> Transaction {

@@ -1,0 +1,54 @@
+# The local validator: find one, or build one from crates.io once per machine. Source it after
+# lib/common.sh; scripts/validator.sh is the command-line face of these functions.
+
+# agave-validator 4.2.2 ships solana-test-validator; it is the newest release that builds with
+# Rust 1.95, the toolchain it was measured with (newer ones need newer Rust).
+AGAVE_VERSION="${VAULT_AGAVE_VERSION:-4.2.2}"
+AGAVE_TOOLCHAIN="${VAULT_AGAVE_TOOLCHAIN:-1.95.0}"
+AGAVE_ROOT="$TOOLS_CACHE/agave-$AGAVE_VERSION"
+# Kept between attempts so an interrupted build resumes instead of starting over; removed once
+# the binary is installed (it is ~2.5 GB).
+AGAVE_TARGET="$TOOLS_CACHE/agave-build-target"
+
+# The validator binary to use: one on PATH wins, then the cached build. Prints nothing (and
+# fails) when there is neither.
+find_validator() {
+  if [ -n "${VAULT_TEST_VALIDATOR:-}" ] && [ -x "$VAULT_TEST_VALIDATOR" ]; then
+    echo "$VAULT_TEST_VALIDATOR"
+  elif command -v solana-test-validator >/dev/null 2>&1; then
+    command -v solana-test-validator
+  elif [ -x "$AGAVE_ROOT/bin/solana-test-validator" ]; then
+    echo "$AGAVE_ROOT/bin/solana-test-validator"
+  else
+    return 1
+  fi
+}
+
+# Builds solana-test-validator into the tools cache. Most of the time goes to C/C++ built from
+# source (RocksDB, protobuf, OpenSSL, jemalloc): about 70 minutes on two cores.
+build_validator() {
+  ensure_apt clang libclang-dev cmake protobuf-compiler libudev-dev pkg-config llvm-dev libssl-dev
+  ensure_rustup
+  if ! rustup run "$AGAVE_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    log "installing Rust $AGAVE_TOOLCHAIN for the validator build"
+    rustup toolchain install "$AGAVE_TOOLCHAIN" --profile minimal
+  fi
+  local free_gb
+  free_gb=$(df -Pk "$(dirname "$TOOLS_CACHE")" | awk 'NR==2 { print int($4 / 1048576) }')
+  [ "$free_gb" -ge 6 ] || die "building the validator needs ~6 GB free disk; $free_gb GB free"
+  warn "building solana-test-validator (agave-validator $AGAVE_VERSION) from crates.io:"
+  warn "this takes about 70 minutes on two cores, once per machine; later runs reuse it"
+  warn "from $AGAVE_ROOT (set VAULT_TEST_VALIDATOR or put solana-test-validator on PATH to skip)"
+  mkdir -p "$AGAVE_ROOT" "$AGAVE_TARGET"
+  # Run outside the checkout so its rust-toolchain.toml does not apply.
+  (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$AGAVE_TARGET" nice -n 10 \
+    cargo "+$AGAVE_TOOLCHAIN" install agave-validator --version "$AGAVE_VERSION" --locked \
+      --bin solana-test-validator --root "$AGAVE_ROOT")
+  rm -rf "$AGAVE_TARGET"
+  log "solana-test-validator installed in $AGAVE_ROOT/bin"
+}
+
+ensure_validator() {
+  find_validator >/dev/null || build_validator
+  find_validator
+}
