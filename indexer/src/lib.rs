@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod service;
 pub mod cleanup_bot;
+pub mod keypair_file;
 pub mod scenario;
 pub mod summary;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use solana_commitment_config::CommitmentConfig;
-use solana_keypair::Keypair;
 use sqlx::postgres::PgPoolOptions;
 use vault_indexer::cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView, DEFAULT_SCAN_EVERY};
 use vault_indexer::service::RpcChain;
@@ -50,11 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let bytes: Vec<u8> = serde_json::from_str(
-        &std::fs::read_to_string(&cli.keypair).with_context(|| format!("reading {}", cli.keypair.display()))?,
-    )
-    .context("the keypair file is not a JSON byte array")?;
-    let caller = Keypair::try_from(bytes.as_slice()).context("not a 64-byte keypair")?;
+    let caller = vault_indexer::keypair_file::read(&cli.keypair)?;
     let config = BotConfig { min_profit: cli.min_profit, ..BotConfig::default() };
     let bot = CleanupBot::new(
         RpcChain::new(&cli.rpc_url, CommitmentConfig::confirmed()),

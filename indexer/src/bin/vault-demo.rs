@@ -8,7 +8,7 @@
 //! waits for the indexer to catch up, prints the summary from PostgreSQL and checks it against
 //! what the scenario implies; it exits non-zero when they disagree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use solana_commitment_config::CommitmentConfig;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
+use vault_indexer::keypair_file;
 use vault_indexer::cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView, DEFAULT_SCAN_EVERY};
 use vault_indexer::scenario::{self, RpcScenarioChain, ScenarioChain, ScenarioOptions};
 use vault_indexer::service::RpcChain;
@@ -51,24 +52,6 @@ enum Command {
     },
 }
 
-fn read_keypair(path: &Path) -> anyhow::Result<Keypair> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let bytes: Vec<u8> = serde_json::from_str(&text).context("a keypair file is a JSON array of 64 bytes")?;
-    Keypair::try_from(bytes.as_slice()).context("not a 64-byte keypair")
-}
-
-fn keygen(path: &Path) -> anyhow::Result<Keypair> {
-    if path.exists() {
-        return read_keypair(path);
-    }
-    let keypair = Keypair::new();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_string(&keypair.to_bytes().to_vec())?)?;
-    Ok(keypair)
-}
-
 fn say(line: &str) {
     println!("  - {line}");
 }
@@ -81,11 +64,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Keygen { path } => {
-            println!("{}", keygen(&path)?.pubkey());
+            println!("{}", keypair_file::read_or_create(&path)?.pubkey());
             Ok(())
         }
         Command::Run { rpc_url, admin_keypair, database_url, short_session_secs, settle_secs } => {
-            let admin = read_keypair(&admin_keypair)?;
+            let admin = keypair_file::read(&admin_keypair)?;
             let pool = vault_indexer::db::connect(&database_url).await.context("connecting to PostgreSQL")?;
             let options = ScenarioOptions { short_session_secs, ..ScenarioOptions::default() };
             let chain = RpcScenarioChain::new(&rpc_url);
