@@ -34,9 +34,12 @@ ensure_validator >/dev/null
 
 pg_started=""
 indexer_pid=""
+finalizer_pid=""
 cleanup() {
   set +e
-  [ -n "$indexer_pid" ] && kill "$indexer_pid" 2>/dev/null && wait "$indexer_pid" 2>/dev/null
+  for pid in $indexer_pid $finalizer_pid; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
   "$REPO_ROOT/scripts/validator.sh" stop
   [ -n "$pg_started" ] && "$REPO_ROOT/scripts/postgres.sh" stop >/dev/null 2>&1
 }
@@ -63,10 +66,17 @@ step 3 "the indexer follows the validator"
 RUST_LOG="${RUST_LOG:-info}" "$BIN/vault-indexer" --database-url "$DEMO_DB_URL" stream --source rpc \
   --rpc-url "$RPC_URL" --metrics-addr "$METRICS_ADDR" >"$DEMO_DIR/indexer.log" 2>&1 &
 indexer_pid=$!
+# A second stream at `finalized` moves rows from confirmed to finalized as the chain roots them
+# (both write idempotently; each keeps its own cursor).
+RUST_LOG="${RUST_LOG:-info}" "$BIN/vault-indexer" --database-url "$DEMO_DB_URL" stream --source rpc \
+  --rpc-url "$RPC_URL" --commitment finalized >"$DEMO_DIR/indexer-finalized.log" 2>&1 &
+finalizer_pid=$!
 echo "  vault-indexer stream --source rpc (log: .local/demo/indexer.log, metrics: http://$METRICS_ADDR/metrics)"
+echo "  vault-indexer stream --source rpc --commitment finalized (log: .local/demo/indexer-finalized.log)"
 
 step 4 "sessions driven through signed transactions; 5. the cleanup bot; 6. the summary"
-"$BIN/vault-demo" run --rpc-url "$RPC_URL" --admin-keypair "$DEMO_DIR/admin.json" --database-url "$DEMO_DB_URL"
+"$BIN/vault-demo" run --rpc-url "$RPC_URL" --admin-keypair "$DEMO_DIR/admin.json" --database-url "$DEMO_DB_URL" \
+  --wait-finalized
 
 kill -0 "$indexer_pid" 2>/dev/null || die "the indexer exited; see .local/demo/indexer.log"
 echo

@@ -72,6 +72,11 @@ impl Summary {
         })
     }
 
+    /// Rows of landed transactions not yet seen at `finalized`.
+    pub fn unfinalized(&self) -> i64 {
+        self.transactions.iter().filter(|((_, status), _)| status == "confirmed" || status == "pending").map(|(_, n)| n).sum()
+    }
+
     /// Transactions by (type, landed successfully): confirmed and finalized count as landed.
     pub fn transactions_by_outcome(&self) -> BTreeMap<(String, bool), u64> {
         let mut out = BTreeMap::new();

@@ -15,9 +15,10 @@ mod common;
 mod indexing;
 #[path = "service_common/litesvm_chain.rs"]
 mod litesvm_chain;
+#[path = "local_validator/mod.rs"]
+mod local_validator;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use common::TestDb;
 use ephemeral_vault_testkit::{Recorded, VaultWorld};
 use litesvm_chain::{LiteSvmChain, LiteSvmView};
+use local_validator::{tempdir, LocalValidator};
 use solana_commitment_config::CommitmentConfig;
 use solana_hash::Hash;
 use solana_keypair::Keypair;
@@ -142,79 +144,6 @@ async fn scenario_on_the_program_in_litesvm() {
     assert!(bot.run_once().await.expect("second round").cleaned.is_empty());
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A validator started by scripts/validator.sh in a directory of its own; stopped on drop.
-struct LocalValidator {
-    dir: tempdir::Dir,
-    rpc_url: String,
-    port: u16,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl LocalValidator {
-    fn script() -> PathBuf {
-        repo_root().join("scripts/validator.sh")
-    }
-
-    /// None (after saying so) when there is no validator to run.
-    fn start(authority: &Path) -> Option<Self> {
-        let found = Command::new(Self::script()).arg("find").output().expect("run scripts/validator.sh");
-        if !found.status.success() {
-            eprintln!(
-                "SKIPPED scenario_on_a_local_validator: no local validator here. `scripts/validator.sh ensure` \
-                 builds one (~70 min, once per machine); the litesvm and gRPC tests cover the same code paths."
-            );
-            return None;
-        }
-        let port = free_port();
-        let dir = tempdir::Dir(std::env::temp_dir().join(format!("vault-validator-{}-{port}", std::process::id())));
-        let out = Command::new(Self::script())
-            .args(["start", "--dir"])
-            .arg(&dir.0)
-            .arg("--upgrade-authority")
-            .arg(authority)
-            .env("VAULT_RPC_PORT", port.to_string())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("start the validator");
-        assert!(out.status.success(), "scripts/validator.sh start failed");
-        Some(Self { dir, rpc_url: format!("http://127.0.0.1:{port}"), port })
-    }
-}
-
-impl Drop for LocalValidator {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .args(["stop", "--dir"])
-            .arg(&self.dir.0)
-            .env("VAULT_RPC_PORT", self.port.to_string())
-            .status();
-    }
-}
-
-/// A port for the validator's RPC (and the next one for its websocket) that is free now.
-fn free_port() -> u16 {
-    loop {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if port < 65_000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -234,15 +163,21 @@ async fn scenario_on_a_local_validator() {
     let rpc_url = validator.rpc_url.clone();
 
     let db = TestDb::new().await;
-    let _indexer = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_vault-indexer"))
-            .args(["stream", "--source", "rpc", "--rpc-url", &rpc_url])
-            .env("DATABASE_URL", db.url())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start vault-indexer"),
-    );
+    // Two streams, as a deployment runs them: `confirmed` rows first, then `finalized` ones
+    // promote them as the chain roots their slots.
+    let stream = |commitment: &str| {
+        KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_vault-indexer"))
+                .args(["stream", "--source", "rpc", "--rpc-url", &rpc_url, "--commitment", commitment])
+                .env("DATABASE_URL", db.url())
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start vault-indexer"),
+        )
+    };
+    let _confirmed = stream("confirmed");
+    let _finalized = stream("finalized");
 
     let chain = RpcScenarioChain::new(&rpc_url);
     let options = ScenarioOptions { short_session_secs: 20, ..ScenarioOptions::default() };
@@ -270,12 +205,20 @@ async fn scenario_on_a_local_validator() {
     assert_scenario_rows(&expected, &summary, cleaned);
     assert_eq!(summary.rewards_paid, report.rewards.into());
 
+    // Every landed row ends finalized, every refused one stays failed, and nothing is counted
+    // twice on the way (the rows are the same as before, only their status moved).
+    let (finalized, all_final) = summary::wait_for(&db.pool, Duration::from_secs(90), |s| s.unfinalized() == 0).await.unwrap();
+    assert!(all_final, "rows still confirmed: {}", finalized.unfinalized());
+    assert!(finalized.transactions.keys().all(|(_, status)| status == "finalized" || status == "failed"));
+    assert_scenario_rows(&expected, &finalized, cleaned);
+    assert_eq!(finalized.trades, summary.trades, "analytics do not count a status change again");
+
     // The same chain backfilled over RPC into an empty database gives the same rows.
     let backfilled = TestDb::new().await;
     let status = Command::new(env!("CARGO_BIN_EXE_vault-indexer"))
         .args(["backfill", "--rpc-url", &rpc_url])
         .env("DATABASE_URL", backfilled.url())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .status()
         .expect("run vault-indexer backfill");
     assert!(status.success());

@@ -49,6 +49,10 @@ enum Command {
         /// How long to wait for the indexer to catch up.
         #[arg(long, default_value_t = 90)]
         settle_secs: u64,
+        /// Also wait until every landed row is finalized (a `--commitment finalized` indexer
+        /// must be following the chain too).
+        #[arg(long)]
+        wait_finalized: bool,
     },
 }
 
@@ -67,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", keypair_file::read_or_create(&path)?.pubkey());
             Ok(())
         }
-        Command::Run { rpc_url, admin_keypair, database_url, short_session_secs, settle_secs } => {
+        Command::Run { rpc_url, admin_keypair, database_url, short_session_secs, settle_secs, wait_finalized } => {
             let admin = keypair_file::read(&admin_keypair)?;
             let pool = vault_indexer::db::connect(&database_url).await.context("connecting to PostgreSQL")?;
             let options = ScenarioOptions { short_session_secs, ..ScenarioOptions::default() };
@@ -76,8 +80,12 @@ async fn main() -> anyhow::Result<()> {
             println!("driving sessions on {rpc_url}");
             let started = Instant::now();
             let expected = scenario::run(&chain, &admin, &options, &say).await?;
-            let sent: u64 = expected.transactions.values().sum();
-            println!("  {sent} vault transactions in {:.0} s", started.elapsed().as_secs_f64());
+            let rows: u64 = expected.transactions.values().sum();
+            println!(
+                "  {} transactions to the program ({rows} vault actions) in {:.0} s",
+                expected.sent,
+                started.elapsed().as_secs_f64()
+            );
 
             println!("cleanup bot: one round (candidates from cleanup_candidates_view, checked on chain)");
             let caller = Keypair::new();
@@ -104,10 +112,13 @@ async fn main() -> anyhow::Result<()> {
                 report.fees
             );
 
-            println!("waiting for the indexer to catch up");
+            println!(
+                "waiting for the indexer to catch up{}",
+                if wait_finalized { " and the chain to finalize every transaction" } else { "" }
+            );
             let cleaned = report.cleaned.len();
             let (summary, settled) = summary::wait_for(&pool, Duration::from_secs(settle_secs), |s: &Summary| {
-                expected.differences(s, cleaned).is_empty()
+                expected.differences(s, cleaned).is_empty() && (!wait_finalized || s.unfinalized() == 0)
             })
             .await?;
             println!("\nSummary (read back from PostgreSQL)\n{summary}");

@@ -14,6 +14,8 @@ use crate::summary::Summary;
 /// Rows the indexer must write for the scenario, before the cleanup bot runs.
 #[derive(Clone, Debug, Default)]
 pub struct Expected {
+    /// Transactions sent that carry a vault instruction.
+    pub sent: u64,
     /// vault_transactions rows by (transaction_type, landed successfully).
     pub transactions: BTreeMap<(String, bool), u64>,
     /// Vaults that may be cleaned once the scenario ends (revoked or expired).
@@ -28,6 +30,7 @@ impl Expected {
     /// Tallies one landed transaction: a successful instruction writes one row per event it
     /// emits, a failed transaction one `failed` row for its vault instruction.
     pub fn record(&mut self, ixs: &[Instruction], succeeded: bool) {
+        self.sent += 1;
         for instruction in ixs.iter().filter(|i| i.program_id == ephemeral_vault::ID) {
             for kind in rows_of(&instruction.data) {
                 *self.transactions.entry((kind.to_string(), succeeded)).or_default() += 1;

@@ -15,8 +15,8 @@ use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
 use solana_rpc_client_api::config::RpcTransactionConfig;
 use solana_signature::Signature;
 use solana_transaction_status_client_types::{
-    option_serializer::OptionSerializer, EncodedConfirmedTransactionWithStatusMeta, UiInstruction,
-    UiTransactionEncoding,
+    option_serializer::OptionSerializer, EncodedConfirmedTransactionWithStatusMeta, TransactionConfirmationStatus,
+    UiInstruction, UiTransactionEncoding,
 };
 use tokio::sync::mpsc;
 
@@ -49,10 +49,14 @@ impl RpcConfig {
     }
 }
 
-/// Signatures newer than `until`, oldest first, each with its slot.
-#[derive(Debug, Clone)]
-pub struct SignaturePage {
-    pub signatures: Vec<(Signature, u64)>,
+/// One of the program's transactions as getSignaturesForAddress lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSignature {
+    pub signature: Signature,
+    pub slot: u64,
+    /// The node already reports it finalized: its rows can say so even when this source reads
+    /// at `confirmed` (a backfill of old history is then finalized at once).
+    pub finalized: bool,
 }
 
 #[derive(Clone)]
@@ -81,7 +85,7 @@ impl RpcSource {
         until: Option<&str>,
         before: Option<Signature>,
         min_slot: Option<u64>,
-    ) -> anyhow::Result<Vec<(Signature, u64)>> {
+    ) -> anyhow::Result<Vec<ProgramSignature>> {
         let until = until.map(Signature::from_str).transpose()?;
         let mut before = before;
         let mut newest_first = vec![];
@@ -105,12 +109,16 @@ impl RpcSource {
                     reached_min = true;
                     break;
                 }
-                newest_first.push((Signature::from_str(&status.signature)?, status.slot));
+                newest_first.push(ProgramSignature {
+                    signature: Signature::from_str(&status.signature)?,
+                    slot: status.slot,
+                    finalized: matches!(status.confirmation_status, Some(TransactionConfirmationStatus::Finalized)),
+                });
             }
             if !full || reached_min {
                 break;
             }
-            before = newest_first.last().map(|(s, _)| *s);
+            before = newest_first.last().map(|s| s.signature);
         }
         newest_first.reverse();
         Ok(newest_first)
@@ -131,15 +139,24 @@ impl RpcSource {
         chain_tx_from_rpc(&encoded, self.config.commitment)
     }
 
+    /// Fetches one listed transaction, finalized when the listing said so.
+    async fn fetch_listed(&self, listed: &ProgramSignature) -> anyhow::Result<ChainTx> {
+        let mut tx = self.fetch(&listed.signature).await?;
+        if listed.finalized {
+            tx.commitment = Commitment::Finalized;
+        }
+        Ok(tx)
+    }
+
     /// Fetches `signatures` concurrently and sends them to `out` in the given order.
     pub async fn fetch_in_order(
         &self,
-        signatures: &[(Signature, u64)],
+        signatures: &[ProgramSignature],
         out: &mpsc::Sender<ChainTx>,
         progress: impl Fn(usize),
     ) -> anyhow::Result<usize> {
-        let mut fetched = stream::iter(signatures.iter().map(|(s, _)| self.fetch(s)))
-            .buffered(self.config.concurrency.max(1));
+        let mut fetched =
+            stream::iter(signatures.iter().map(|s| self.fetch_listed(s))).buffered(self.config.concurrency.max(1));
         let mut sent = 0;
         while let Some(tx) = fetched.try_next().await? {
             if out.send(tx).await.is_err() {
@@ -177,7 +194,7 @@ impl TransactionSource for RpcSource {
             let poll = async {
                 let signatures = self.signatures_between(newest.as_deref(), None, None).await?;
                 self.fetch_in_order(&signatures, &out, |_| {}).await?;
-                anyhow::Ok(signatures.last().map(|(s, _)| s.to_string()))
+                anyhow::Ok(signatures.last().map(|s| s.signature.to_string()))
             };
             match poll.await {
                 Ok(Some(latest)) => {
@@ -198,7 +215,7 @@ impl TransactionSource for RpcSource {
 impl GapFiller for RpcSource {
     async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
         let signatures = self.signatures_between(from.signature.as_deref(), None, Some(from.slot)).await?;
-        let in_gap: Vec<_> = signatures.into_iter().filter(|(_, slot)| *slot < to_slot).collect();
+        let in_gap: Vec<_> = signatures.into_iter().filter(|s| s.slot < to_slot).collect();
         tracing::info!(count = in_gap.len(), from = from.slot, to = to_slot, "backfilling gap from RPC");
         self.fetch_in_order(&in_gap, out, |_| {}).await?;
         Ok(())

@@ -25,12 +25,16 @@ use crate::chain_tx::{ChainTx, Commitment};
 use crate::sources::{Backoff, Cursor, TransactionSource};
 
 /// Fills `[from, to)` slots from another source (RPC) when the gRPC server cannot replay them.
+/// Known limit: `RpcSource`'s future is not provably `Send` to today's rustc (rust-lang/rust
+/// #100013), so a pipeline with the RPC gap filler runs on the task that awaits it (as
+/// `vault-indexer` does), not on a spawned one.
 #[allow(async_fn_in_trait)]
 pub trait GapFiller {
     async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<()>;
 }
 
-/// No gap filling: a gap older than the server's replay window is logged and counted.
+/// No gap filling: a gap older than the server's replay window is an error, so the source
+/// retries (with backoff, logging each time) and never skips past the gap.
 pub struct NoGapFiller;
 
 impl GapFiller for NoGapFiller {
@@ -133,7 +137,7 @@ impl<G: GapFiller> YellowstoneSource<G> {
                     // Committed history ends before what the server still has: the slots in
                     // between must come from somewhere else, or they would be lost silently.
                     Some(cursor) => {
-                        tracing::warn!(from = cursor.slot, to = first, "gap older than the gRPC replay window: filling from RPC");
+                        tracing::warn!(from = cursor.slot, to = first, "gap older than the gRPC replay window: filling it first");
                         self.gap_filler.fill(cursor, first, out).await?;
                     }
                     // Only the safety margin (or a fresh start's wish) is older than the
