@@ -2,7 +2,7 @@
 # The main job (README): on a fresh machine it installs what it needs, then runs the whole system
 # locally and prints a summary read back from PostgreSQL:
 #   1. a local validator on 127.0.0.1 with the program deployed (scripts/validator.sh; the first
-#      run builds solana-test-validator from crates.io, ~70 min, unless one is on PATH)
+#      run builds solana-test-validator from crates.io, ~25 min on two cores, unless one is on PATH)
 #   2. the local PostgreSQL, a fresh `ephemeral_vault_demo` database, migrations applied
 #   3. the indexer following the validator (vault-indexer stream --source rpc), with metrics
 #   4. the scenario: several parents, SOL and Token-2022 (transfer fee) sessions, deposits,
@@ -35,9 +35,10 @@ ensure_validator >/dev/null
 pg_started=""
 indexer_pid=""
 finalizer_pid=""
+driver_pid=""
 cleanup() {
   set +e
-  for pid in $indexer_pid $finalizer_pid; do
+  for pid in $driver_pid $indexer_pid $finalizer_pid; do
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   "$REPO_ROOT/scripts/validator.sh" stop
@@ -75,8 +76,13 @@ echo "  vault-indexer stream --source rpc (log: .local/demo/indexer.log, metrics
 echo "  vault-indexer stream --source rpc --commitment finalized (log: .local/demo/indexer-finalized.log)"
 
 step 4 "sessions driven through signed transactions; 5. the cleanup bot; 6. the summary"
+# In the background and waited for, so a TERM or Ctrl-C reaches the trap at once (bash runs traps
+# only between commands, and waiting on a foreground command would delay it).
 "$BIN/vault-demo" run --rpc-url "$RPC_URL" --admin-keypair "$DEMO_DIR/admin.json" --database-url "$DEMO_DB_URL" \
-  --wait-finalized
+  --wait-finalized &
+driver_pid=$!
+wait "$driver_pid"
+driver_pid=""
 
 kill -0 "$indexer_pid" 2>/dev/null || die "the indexer exited; see .local/demo/indexer.log"
 echo

@@ -2,7 +2,7 @@
 # A local Solana validator with the program deployed, reachable only from this machine.
 #
 #   scripts/validator.sh find                  print the validator binary; exit 3 when there is none
-#   scripts/validator.sh ensure                find it, or build it from crates.io (~70 min, once)
+#   scripts/validator.sh ensure                find it, or build it from crates.io (~25 min, once)
 #   scripts/validator.sh start --upgrade-authority KEYPAIR_OR_PUBKEY [--dir DIR]
 #                                              start a fresh chain; print RPC_URL= and WS_URL=
 #   scripts/validator.sh stop [--dir DIR]      stop what `start` started

@@ -1,7 +1,7 @@
 //! The RPC source's decoding, on the wire format a node sends: each transaction of the lifecycle
 //! is rendered as `getTransaction` JSON (base64 encoding, as the source requests it), parsed by
 //! solana-rpc-client's own types and decoded; the result must equal what the gRPC path and the
-//! tests' direct path see. (Against a live node once the local validator exists: issue 6.)
+//! tests' direct path see. Against a live node: tests/main_job.rs and tests/indexer_gap_rpc.rs.
 
 mod common;
 mod indexing;

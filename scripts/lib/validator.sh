@@ -25,7 +25,8 @@ find_validator() {
 }
 
 # Builds solana-test-validator into the tools cache. Most of the time goes to C/C++ built from
-# source (RocksDB, protobuf, OpenSSL, jemalloc): about 70 minutes on two cores.
+# source (RocksDB, protobuf, OpenSSL, jemalloc): 24m40s measured on two cores (up to an hour on a
+# busier machine).
 build_validator() {
   ensure_apt clang libclang-dev cmake protobuf-compiler libudev-dev pkg-config llvm-dev libssl-dev
   ensure_rustup
@@ -37,8 +38,9 @@ build_validator() {
   free_gb=$(df -Pk "$(dirname "$TOOLS_CACHE")" | awk 'NR==2 { print int($4 / 1048576) }')
   [ "$free_gb" -ge 6 ] || die "building the validator needs ~6 GB free disk; $free_gb GB free"
   warn "building solana-test-validator (agave-validator $AGAVE_VERSION) from crates.io:"
-  warn "this takes about 70 minutes on two cores, once per machine; later runs reuse it"
-  warn "from $AGAVE_ROOT (set VAULT_TEST_VALIDATOR or put solana-test-validator on PATH to skip)"
+  warn "this takes about 25 minutes on two cores (longer on a busy machine), once per machine;"
+  warn "later runs reuse it from $AGAVE_ROOT (set VAULT_TEST_VALIDATOR or put"
+  warn "solana-test-validator on PATH to skip the build)"
   mkdir -p "$AGAVE_ROOT" "$AGAVE_TARGET"
   # Run outside the checkout so its rust-toolchain.toml does not apply.
   (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$AGAVE_TARGET" nice -n 10 \

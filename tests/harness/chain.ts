@@ -208,6 +208,18 @@ function rpcChain(url: string): TestChain {
   return chain;
 }
 
+/**
+ * On a local validator the admin pays for every test wallet: top it up from the validator's
+ * faucet (requestAirdrop) when it runs low, so any keypair can serve as the upgrade authority.
+ */
+async function fundAdminFromFaucet(chain: TestChain): Promise<void> {
+  if ((await chain.balance(chain.admin.publicKey)) >= 50 * SOL) return;
+  const connection = chain.connection as unknown as Connection;
+  const signature = await connection.requestAirdrop(chain.admin.publicKey, 500 * SOL);
+  const { blockhash, lastValidBlockHeight } = await connection.getLatestBlockhash("confirmed");
+  await connection.confirmTransaction({ signature, blockhash, lastValidBlockHeight }, "confirmed");
+}
+
 /** A chain with the program deployed; its config is not touched. */
 export function startChain(): TestChain {
   const url = rpcUrl();
@@ -255,6 +267,7 @@ export function testParams(chain: TestChain): ConfigParams {
 export async function startConfiguredChain(): Promise<TestChain> {
   const chain = startChain();
   if (chain.kind === "litesvm") await chain.fund(chain.admin.publicKey, 100 * SOL);
+  else await fundAdminFromFaucet(chain);
   const params = testParams(chain);
   const config = await fetchConfig(chain.connection);
   if (config === null) {

@@ -43,7 +43,7 @@ impl LocalValidator {
             let test = std::thread::current().name().unwrap_or("this test").to_string();
             eprintln!(
                 "SKIPPED {test}: no local validator here. `scripts/validator.sh ensure` builds one \
-                 (~70 min, once per machine); the litesvm and gRPC tests cover the same code paths."
+                 (~25 min, once per machine); the litesvm and gRPC tests cover the same code paths."
             );
             return None;
         }
