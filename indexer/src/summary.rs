@@ -13,6 +13,8 @@ pub struct Summary {
     /// vault_transactions rows by (transaction_type, status).
     pub transactions: BTreeMap<(String, String), i64>,
     pub trades: TradeTotals,
+    /// delegation_history rows (every delegate a session ever had).
+    pub delegations: i64,
     pub alerts_by_type: BTreeMap<String, i64>,
     /// cleanup_events rows by reason.
     pub cleanups_by_reason: BTreeMap<String, i64>,
@@ -53,6 +55,7 @@ impl Summary {
         )
         .fetch_one(pool)
         .await?;
+        let (delegations,): (i64,) = sqlx::query_as("SELECT count(*) FROM delegation_history").fetch_one(pool).await?;
         let alerts_by_type = pairs(pool, "SELECT alert_type, count(*) FROM security_alerts GROUP BY 1").await?;
         let cleanups_by_reason = pairs(pool, "SELECT cleanup_reason, count(*) FROM cleanup_events GROUP BY 1").await?;
         let (rewards_paid,): (Decimal,) = sqlx::query_as("SELECT coalesce(sum(cleanup_reward), 0) FROM cleanup_events")
@@ -64,6 +67,7 @@ impl Summary {
             sessions_by_status,
             transactions: transactions.into_iter().map(|(t, s, n)| ((t, s), n)).collect(),
             trades,
+            delegations,
             alerts_by_type,
             cleanups_by_reason,
             rewards_paid,
@@ -125,6 +129,7 @@ impl fmt::Display for Summary {
             t.failed,
             t.sol_volume / Decimal::from(1_000_000_000u64)
         )?;
+        writeln!(f, "delegations    {} delegates approved over all sessions", self.delegations)?;
         writeln!(f, "alerts         {}", join(&self.alerts_by_type))?;
         writeln!(
             f,

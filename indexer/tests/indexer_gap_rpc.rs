@@ -24,9 +24,8 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use indexing::*;
-use local_validator::{tempdir, LocalValidator};
+use local_validator::LocalValidator;
 use solana_commitment_config::CommitmentConfig;
-use solana_keypair::Keypair;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::config::RpcTransactionConfig;
 use solana_signature::Signature;
@@ -166,12 +165,7 @@ async fn alongside<T>(
 async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc() {
     let _ = tracing_subscriber::fmt().with_env_filter("vault_indexer=info").with_test_writer().try_init();
     let t0 = Instant::now();
-    let keys = tempdir::Dir(std::env::temp_dir().join(format!("vault-gap-admin-{}", std::process::id())));
-    std::fs::create_dir_all(&keys.0).unwrap();
-    let admin = Keypair::new();
-    let admin_path = keys.0.join("admin.json");
-    std::fs::write(&admin_path, serde_json::to_string(&admin.to_bytes().to_vec()).unwrap()).unwrap();
-    let Some(validator) = LocalValidator::start(&admin_path) else { return };
+    let Some((validator, admin)) = LocalValidator::start_with_new_admin() else { return };
     let url = validator.rpc_url.clone();
     eprintln!("[{:>6.1?}] validator up at {url}", t0.elapsed());
 

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use common::TestDb;
 use ephemeral_vault_testkit::{Recorded, VaultWorld};
 use litesvm_chain::{LiteSvmChain, LiteSvmView};
-use local_validator::{tempdir, LocalValidator};
+use local_validator::LocalValidator;
 use solana_commitment_config::CommitmentConfig;
 use solana_hash::Hash;
 use solana_keypair::Keypair;
@@ -103,6 +103,7 @@ fn assert_scenario_rows(expected: &Expected, summary: &Summary, cleaned: usize) 
     assert_eq!((count("top_up", true), count("approve_delegate", true), count("revoke", true)), (1, 1, 1));
     assert_eq!(count("cleanup", true), 3);
     assert_eq!(summary.sessions_by_status.get("cleaned"), Some(&3));
+    assert_eq!(summary.delegations, 4 + 1, "four first delegates and one rotation");
     assert_eq!(summary.trades.failed, 3);
     assert_eq!(summary.audit_broken_at, None);
 }
@@ -154,12 +155,7 @@ impl Drop for KillOnDrop {
 
 #[tokio::test]
 async fn scenario_on_a_local_validator() {
-    let keys = tempdir::Dir(std::env::temp_dir().join(format!("vault-admin-{}", std::process::id())));
-    std::fs::create_dir_all(&keys.0).unwrap();
-    let admin = Keypair::new();
-    let admin_path = keys.0.join("admin.json");
-    std::fs::write(&admin_path, serde_json::to_string(&admin.to_bytes().to_vec()).unwrap()).unwrap();
-    let Some(validator) = LocalValidator::start(&admin_path) else { return };
+    let Some((validator, admin)) = LocalValidator::start_with_new_admin() else { return };
     let rpc_url = validator.rpc_url.clone();
 
     let db = TestDb::new().await;

@@ -18,6 +18,8 @@ pub struct Expected {
     pub sent: u64,
     /// vault_transactions rows by (transaction_type, landed successfully).
     pub transactions: BTreeMap<(String, bool), u64>,
+    /// delegation_history rows: one per session's first delegate and one per rotation.
+    pub delegations: u64,
     /// Vaults that may be cleaned once the scenario ends (revoked or expired).
     pub to_clean: Vec<Pubkey>,
     /// Vaults that must still be active after the bot's round.
@@ -34,6 +36,9 @@ impl Expected {
         for instruction in ixs.iter().filter(|i| i.program_id == ephemeral_vault::ID) {
             for kind in rows_of(&instruction.data) {
                 *self.transactions.entry((kind.to_string(), succeeded)).or_default() += 1;
+                if succeeded && matches!(kind, "create" | "approve_delegate") {
+                    self.delegations += 1;
+                }
                 if !succeeded {
                     break; // a failed instruction emitted nothing: one row for the attempt
                 }
@@ -74,6 +79,9 @@ impl Expected {
         let cleanups: i64 = summary.cleanups_by_reason.values().sum();
         if cleanups as usize != cleaned {
             out.push(format!("{cleaned} cleanup events expected, {cleanups} found"));
+        }
+        if summary.delegations != self.delegations as i64 {
+            out.push(format!("{} delegation_history rows expected, {} found", self.delegations, summary.delegations));
         }
         let alert_types: Vec<&str> = summary.alerts_by_type.keys().map(String::as_str).collect();
         if alert_types != self.alerts {

@@ -34,6 +34,20 @@ impl LocalValidator {
         repo_root().join("scripts/validator.sh")
     }
 
+    /// A validator whose program upgrade authority is a new keypair (the key
+    /// `initialize_config` accepts), returned with it; None (after saying so) when there is no
+    /// validator to run.
+    pub fn start_with_new_admin() -> Option<(Self, solana_keypair::Keypair)> {
+        let keys = tempdir::Dir(std::env::temp_dir().join(format!(
+            "vault-admin-{}-{}",
+            std::process::id(),
+            std::thread::current().name().unwrap_or("test").replace("::", "-")
+        )));
+        let admin = vault_indexer::keypair_file::read_or_create(&keys.0.join("admin.json")).expect("admin keypair");
+        let validator = Self::start(&keys.0.join("admin.json"))?;
+        Some((validator, admin))
+    }
+
     /// None (after saying so) when there is no validator to run. `authority` is the program's
     /// upgrade authority (a keypair file or a pubkey): the key `initialize_config` accepts.
     pub fn start(authority: &Path) -> Option<Self> {
