@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod service;
 pub mod cleanup_bot;
 pub mod keypair_file;
+pub mod logging;
 pub mod scenario;
 pub mod summary;

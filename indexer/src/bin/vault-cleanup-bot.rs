@@ -44,10 +44,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    vault_indexer::logging::init("info");
     let cli = Cli::parse();
     let caller = vault_indexer::keypair_file::read(&cli.keypair)?;
     let config = BotConfig { min_profit: cli.min_profit, ..BotConfig::default() };

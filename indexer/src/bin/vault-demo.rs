@@ -62,10 +62,7 @@ fn say(line: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    vault_indexer::logging::init("warn");
     match Cli::parse().command {
         Command::Keygen { path } => {
             println!("{}", keypair_file::read_or_create(&path)?.pubkey());

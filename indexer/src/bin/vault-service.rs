@@ -20,11 +20,7 @@ use vault_indexer::service::{self, App, Chain, RpcChain, ServiceConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    vault_indexer::logging::init("info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL is not set")?;
     let config = ServiceConfig::from_env().context("reading the configuration")?;
