@@ -146,19 +146,20 @@ fn indexer<S: TransactionSource>(pool: &PgPool, source: S) -> impl std::future::
     )
 }
 
-/// Polls `indexer` on this task while `driver` runs; the indexer must outlive the driver.
-///
-/// Not `tokio::spawn`: a pipeline over `YellowstoneSource<RpcSource>` is not provably `Send`
-/// (rustc issue 100013, "lifetime bound not satisfied", from `GapFiller`'s `async fn`), which
-/// is also why the binary awaits its pipeline rather than spawning it.
+/// Runs `indexer` on a spawned task (the pipeline, gap filler included, is `Send`) while
+/// `driver` runs; the indexer must outlive the driver, and is stopped after it.
 async fn alongside<T>(
-    indexer: impl std::future::Future<Output = anyhow::Result<()>>,
+    indexer: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     driver: impl std::future::Future<Output = T>,
 ) -> T {
-    tokio::select! {
-        ended = indexer => panic!("the indexer ended: {ended:?}"),
+    let mut task = tokio::spawn(indexer);
+    let done = tokio::select! {
+        ended = &mut task => panic!("the indexer ended: {ended:?}"),
         done = driver => done,
-    }
+    };
+    task.abort();
+    let _ = task.await;
+    done
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,8 +155,13 @@ impl RpcSource {
         out: &mpsc::Sender<ChainTx>,
         progress: impl Fn(usize),
     ) -> anyhow::Result<usize> {
-        let mut fetched =
-            stream::iter(signatures.iter().map(|s| self.fetch_listed(s))).buffered(self.config.concurrency.max(1));
+        // Each fetch owns what it needs (the source is an Arc'd client and its settings), so the
+        // stream's futures borrow nothing and the whole future is provably Send.
+        let owned = |listed: &ProgramSignature| {
+            let (source, listed) = (self.clone(), listed.clone());
+            async move { source.fetch_listed(&listed).await }
+        };
+        let mut fetched = stream::iter(signatures.iter().map(owned)).buffered(self.config.concurrency.max(1));
         let mut sent = 0;
         while let Some(tx) = fetched.try_next().await? {
             if out.send(tx).await.is_err() {
@@ -213,12 +218,20 @@ impl TransactionSource for RpcSource {
 }
 
 impl GapFiller for RpcSource {
-    async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
-        let signatures = self.signatures_between(from.signature.as_deref(), None, Some(from.slot)).await?;
-        let in_gap: Vec<_> = signatures.into_iter().filter(|s| s.slot < to_slot).collect();
-        tracing::info!(count = in_gap.len(), from = from.slot, to = to_slot, "backfilling gap from RPC");
-        self.fetch_in_order(&in_gap, out, |_| {}).await?;
-        Ok(())
+    fn fill(
+        &mut self,
+        from: &Cursor,
+        to_slot: u64,
+        out: &mpsc::Sender<ChainTx>,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
+        let (source, from, out) = (self.clone(), from.clone(), out.clone());
+        async move {
+            let signatures = source.signatures_between(from.signature.as_deref(), None, Some(from.slot)).await?;
+            let in_gap: Vec<_> = signatures.into_iter().filter(|s| s.slot < to_slot).collect();
+            tracing::info!(count = in_gap.len(), from = from.slot, to = to_slot, "backfilling gap from RPC");
+            source.fetch_in_order(&in_gap, &out, |_| {}).await?;
+            Ok(())
+        }
     }
 }
 

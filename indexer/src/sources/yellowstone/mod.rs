@@ -25,12 +25,14 @@ use crate::chain_tx::{ChainTx, Commitment};
 use crate::sources::{Backoff, Cursor, TransactionSource};
 
 /// Fills `[from, to)` slots from another source (RPC) when the gRPC server cannot replay them.
-/// Known limit: `RpcSource`'s future is not provably `Send` to today's rustc (rust-lang/rust
-/// #100013), so a pipeline with the RPC gap filler runs on the task that awaits it (as
-/// `vault-indexer` does), not on a spawned one.
-#[allow(async_fn_in_trait)]
+/// The future is `Send`, so a pipeline with a gap filler can run on a spawned task.
 pub trait GapFiller {
-    async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<()>;
+    fn fill(
+        &mut self,
+        from: &Cursor,
+        to_slot: u64,
+        out: &mpsc::Sender<ChainTx>,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// No gap filling: a gap older than the server's replay window is an error, so the source
