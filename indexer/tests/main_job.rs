@@ -112,8 +112,10 @@ fn assert_scenario_rows(expected: &Expected, summary: &Summary, cleaned: usize) 
 async fn scenario_on_the_program_in_litesvm() {
     let db = TestDb::new().await;
     let mut world = VaultWorld::deployed();
-    // The bot's chain keeps the world on the wall clock; start there.
-    world.set_time(vault_indexer::service::unix_now());
+    // The bot's chain keeps the world on the wall clock, and cleanup_candidates_view judges
+    // expiry by the database's clock: start a little in the past, so that the short sessions
+    // have expired by both clocks when the bot runs, and the hour-long ones by neither.
+    world.set_time(vault_indexer::service::unix_now() - 200);
     let admin = world.admin.insecure_clone();
     let world = Arc::new(Mutex::new(world));
 
@@ -124,8 +126,10 @@ async fn scenario_on_the_program_in_litesvm() {
     let caller = Keypair::new();
     world.lock().unwrap().svm.airdrop(&caller.pubkey(), 1_000_000_000).unwrap();
     let bot = CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default())
-        .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(db.pool.clone()), scan_every: 10 });
+        .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(db.pool.clone()), scan_every: 10 })
+        .database_first();
     let report = bot.run_once().await.expect("bot round");
+    assert!(!report.full_scan && report.from_db == 3, "the candidates came from the database: {report:?}");
     assert_eq!(sorted(report.cleaned.iter().map(|(v, _, _)| *v)), sorted(expected.to_clean.clone()));
     index_history(&world, seen, &db).await;
     {
@@ -179,6 +183,10 @@ async fn scenario_on_a_local_validator() {
     let options = ScenarioOptions { short_session_secs: 20, ..ScenarioOptions::default() };
     let expected = scenario::run(&chain, &admin, &options, &|line| eprintln!("  scenario: {line}")).await.expect("scenario");
 
+    // The bot's database candidates are only as fresh as the indexer: let it catch up first.
+    let (_, caught_up) =
+        summary::wait_for(&db.pool, Duration::from_secs(90), |s| expected.indexed(s)).await.unwrap();
+    assert!(caught_up, "the streaming indexer did not catch up with the scenario");
     let caller = Keypair::new();
     chain.airdrop(&caller.pubkey(), 1_000_000_000).await.unwrap();
     let bot = CleanupBot::new(
@@ -187,10 +195,16 @@ async fn scenario_on_a_local_validator() {
         caller,
         BotConfig::default(),
     )
-    .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(db.pool.clone()), scan_every: 10 });
+    .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(db.pool.clone()), scan_every: 10 })
+    .database_first();
     let report = bot.run_once().await.expect("bot round");
+    assert!(!report.full_scan && report.from_db == 3, "the candidates came from the database: {report:?}");
     assert_eq!(sorted(report.cleaned.iter().map(|(v, _, _)| *v)), sorted(expected.to_clean.clone()));
     let cleaned = report.cleaned.len();
+    // The bot counted only confirmed cleanups: right after, nothing is left for it (it once
+    // sent every cleanup again because its first ones were only submitted).
+    let again = bot.run_once().await.expect("second round");
+    assert!(again.cleaned.is_empty() && again.skipped.is_empty(), "{again:?}");
 
     let (summary, settled) = summary::wait_for(&db.pool, Duration::from_secs(90), |s| {
         expected.differences(s, cleaned).is_empty()

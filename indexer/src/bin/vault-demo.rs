@@ -17,7 +17,7 @@ use solana_commitment_config::CommitmentConfig;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use vault_indexer::keypair_file;
-use vault_indexer::cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView, DEFAULT_SCAN_EVERY};
+use vault_indexer::cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView};
 use vault_indexer::scenario::{self, RpcScenarioChain, ScenarioChain, ScenarioOptions};
 use vault_indexer::service::RpcChain;
 use vault_indexer::summary::{self, Summary};
@@ -84,7 +84,15 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
 
-            println!("cleanup bot: one round (candidates from cleanup_candidates_view, checked on chain)");
+            // The bot's database candidates are only as fresh as the indexer.
+            println!("waiting for the indexer to catch up with the scenario");
+            let (_, caught_up) = summary::wait_for(&pool, Duration::from_secs(settle_secs), |s: &Summary| expected.indexed(s))
+            .await?;
+            if !caught_up {
+                bail!("the indexer did not catch up with the scenario within {settle_secs} s; see its log");
+            }
+
+            println!("cleanup bot: a round from cleanup_candidates_view (each checked on chain), then a full chain scan");
             let caller = Keypair::new();
             chain.airdrop(&caller.pubkey(), 1_000_000_000).await?;
             let bot = CleanupBot::new(
@@ -93,27 +101,37 @@ async fn main() -> anyhow::Result<()> {
                 caller,
                 BotConfig::default(),
             )
-            .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(pool.clone()), scan_every: DEFAULT_SCAN_EVERY });
-            let report = bot.run_once().await?;
-            for (vault, reason, reward) in &report.cleaned {
-                say(&format!("cleaned {vault} ({reason:?}), reward {reward} lamports"));
+            .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(pool.clone()), scan_every: 2 })
+            .database_first();
+            let mut cleaned_vaults = vec![];
+            for _ in 0..2 {
+                let report = bot.run_once().await?;
+                let source = if report.full_scan {
+                    "full scan".to_string()
+                } else {
+                    format!("{} candidates from the database", report.from_db)
+                };
+                for (vault, reason, reward) in &report.cleaned {
+                    say(&format!("cleaned {vault} ({reason:?}), reward {reward} lamports"));
+                }
+                for (vault, why) in &report.skipped {
+                    say(&format!("skipped {vault}: {why}"));
+                }
+                println!(
+                    "  round ({source}): {} vaults loaded, {} cleaned, earned {} lamports after {} in fees",
+                    report.vaults_seen,
+                    report.cleaned.len(),
+                    report.rewards.saturating_sub(report.fees),
+                    report.fees
+                );
+                cleaned_vaults.extend(report.cleaned.iter().map(|(vault, _, _)| *vault));
             }
-            for (vault, why) in &report.skipped {
-                say(&format!("skipped {vault}: {why}"));
-            }
-            println!(
-                "  {} vaults seen, {} cleaned, earned {} lamports after {} in fees",
-                report.vaults_seen,
-                report.cleaned.len(),
-                report.rewards.saturating_sub(report.fees),
-                report.fees
-            );
 
             println!(
                 "waiting for the indexer to catch up{}",
                 if wait_finalized { " and the chain to finalize every transaction" } else { "" }
             );
-            let cleaned = report.cleaned.len();
+            let cleaned = cleaned_vaults.len();
             let (summary, settled) = summary::wait_for(&pool, Duration::from_secs(settle_secs), |s: &Summary| {
                 expected.differences(s, cleaned).is_empty() && (!wait_finalized || s.unfinalized() == 0)
             })
@@ -126,8 +144,11 @@ async fn main() -> anyhow::Result<()> {
                 }
                 bail!("the indexed rows do not match the scenario");
             }
-            if cleaned != expected.to_clean.len() {
-                bail!("the bot cleaned {cleaned} vaults; the scenario left {} to clean", expected.to_clean.len());
+            let (mut wanted, mut got) = (expected.to_clean.clone(), cleaned_vaults);
+            wanted.sort();
+            got.sort();
+            if got != wanted {
+                bail!("the bot cleaned {got:?}; the scenario left {wanted:?} to clean");
             }
             println!("every table matches what the scenario implies");
             Ok(())

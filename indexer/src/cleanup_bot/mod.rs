@@ -28,7 +28,7 @@ use solana_message::Message;
 use solana_signer::Signer;
 use solana_transaction::Transaction;
 
-use crate::service::{Chain, ChainError};
+use crate::service::{Chain, ChainError, Sent};
 use crate::sources::Backoff;
 
 #[derive(Clone, Debug)]
@@ -121,6 +121,16 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
     pub fn with_candidates(mut self, source: CandidateSource) -> Self {
         self.source = source;
         self.rounds_to_scan = AtomicU32::new(0);
+        self
+    }
+
+    /// Lets the first round take the database's candidates instead of scanning, for a caller
+    /// that knows the indexer has caught up (the main job waits for it); from then on every
+    /// `scan_every`-th round scans. No effect on a chain-scan bot.
+    pub fn database_first(self) -> Self {
+        if let CandidateSource::Database { scan_every, .. } = &self.source {
+            self.rounds_to_scan.store(scan_every.saturating_sub(1), Ordering::Relaxed);
+        }
         self
     }
 
@@ -241,7 +251,14 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
                 Ok(hash) => {
                     let message = Message::new_with_blockhash(ixs, Some(&self.caller.pubkey()), &hash);
                     let tx = Transaction::new(&[&self.caller], message, hash);
-                    self.chain.send(&tx).await.map(|_| ())
+                    // Only a confirmed cleanup counts (and releases the vault's in-flight mark):
+                    // a next round must not see the vault still open and send it again, and the
+                    // report must not claim a reward a failed transaction never paid.
+                    match self.chain.send(&tx).await {
+                        Ok(Sent::Landed) => Ok(()),
+                        Ok(Sent::Submitted) => self.chain.confirm(&tx.signatures[0]).await,
+                        Err(e) => Err(e),
+                    }
                 }
                 Err(e) => Err(e),
             };

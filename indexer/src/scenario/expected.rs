@@ -55,6 +55,12 @@ impl Expected {
         rows
     }
 
+    /// Whether the database holds every row the scenario wrote (before any cleanup): the
+    /// indexer has caught up with it.
+    pub fn indexed(&self, summary: &Summary) -> bool {
+        summary.transactions_by_outcome() == self.transactions
+    }
+
     /// Where the database disagrees with the scenario followed by a bot round that cleaned
     /// `cleaned` vaults; empty when it agrees.
     pub fn differences(&self, summary: &Summary, cleaned: usize) -> Vec<String> {

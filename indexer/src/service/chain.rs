@@ -9,6 +9,7 @@ use solana_commitment_config::CommitmentConfig;
 use solana_hash::Hash;
 use solana_instruction_error::InstructionError;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_signature::Signature;
 use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
 
@@ -53,6 +54,12 @@ pub trait Chain: Send + Sync + 'static {
     async fn send(&self, tx: &Transaction) -> Result<Sent, ChainError>;
     /// The owner program of an account (a mint's token program), None if it does not exist.
     async fn account_owner(&self, key: &Pubkey) -> Result<Option<Pubkey>, ChainError>;
+    /// Waits until a transaction `send` answered `Submitted` for is confirmed: `Ok` when it
+    /// executed, `Refused` when it landed failed, `Unavailable` when it did not land in time. A
+    /// chain whose `send` answers `Landed` has nothing to wait for.
+    async fn confirm(&self, _signature: &Signature) -> Result<(), ChainError> {
+        Ok(())
+    }
 }
 
 /// JSON-RPC, with preflight at the configured commitment.
@@ -84,6 +91,26 @@ impl Chain for RpcChain {
     async fn send(&self, tx: &Transaction) -> Result<Sent, ChainError> {
         self.client.send_transaction(tx).await.map_err(rpc_error)?;
         Ok(Sent::Submitted)
+    }
+
+    async fn confirm(&self, signature: &Signature) -> Result<(), ChainError> {
+        // A blockhash lives ~150 slots (about a minute); past that the transaction cannot land.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let status = self.client.get_signature_statuses(&[*signature]).await.map_err(rpc_error)?.value;
+            if let Some(Some(status)) = status.into_iter().next() {
+                if status.satisfies_commitment(CommitmentConfig::confirmed()) {
+                    return match status.err {
+                        None => Ok(()),
+                        Some(e) => Err(ChainError::from_transaction_error(&e)),
+                    };
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ChainError::Unavailable(format!("{signature} was not confirmed in time")));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     async fn account_owner(&self, key: &Pubkey) -> Result<Option<Pubkey>, ChainError> {
