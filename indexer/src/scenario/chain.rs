@@ -2,7 +2,7 @@
 //! validator); the tests also run the scenario on the real program in litesvm, whose clock they
 //! can move instead of waiting for it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anchor_lang::prelude::{Clock, Pubkey};
 use anyhow::{bail, Context};
@@ -14,6 +14,8 @@ use solana_rpc_client_api::config::RpcSendTransactionConfig;
 use solana_signature::Signature;
 use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
+
+use crate::service::await_confirmed;
 
 const CLOCK_SYSVAR: Pubkey = anchor_lang::pubkey!("SysvarC1ock11111111111111111111111111111111");
 
@@ -52,21 +54,8 @@ impl RpcScenarioChain {
         }
     }
 
-    /// Polls until `signature` is confirmed; its execution error if it failed.
     async fn confirm(&self, signature: &Signature) -> anyhow::Result<Option<TransactionError>> {
-        let started = Instant::now();
-        loop {
-            let statuses = self.client.get_signature_statuses(&[*signature]).await?.value;
-            if let Some(Some(status)) = statuses.into_iter().next() {
-                if status.satisfies_commitment(CommitmentConfig::confirmed()) {
-                    return Ok(status.err);
-                }
-            }
-            if started.elapsed() > self.confirm_timeout {
-                bail!("transaction {signature} was not confirmed within {:?}", self.confirm_timeout);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        Ok(await_confirmed(&self.client, signature, self.confirm_timeout).await?)
     }
 }
 

@@ -29,12 +29,6 @@ impl FeeMint {
         ephemeral_vault::sdk::Asset::Token { mint: self.address, token_program: TOKEN_2022 }
     }
 
-    /// What arrives when `amount` is sent: the program credits exactly this.
-    pub fn received(&self, amount: u64) -> u64 {
-        let fee = (u128::from(amount) * u128::from(self.fee_bps)).div_ceil(10_000);
-        amount - (fee.min(u128::from(self.max_fee)) as u64).min(amount)
-    }
-
     /// Creates the mint account and initialises its transfer fee and then the mint itself
     /// (extensions must be set up before InitializeMint2). `authority` holds every role.
     pub fn create(&self, payer: &Pubkey, authority: &Pubkey) -> anyhow::Result<Vec<Instruction>> {

@@ -95,21 +95,9 @@ impl Chain for RpcChain {
 
     async fn confirm(&self, signature: &Signature) -> Result<(), ChainError> {
         // A blockhash lives ~150 slots (about a minute); past that the transaction cannot land.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            let status = self.client.get_signature_statuses(&[*signature]).await.map_err(rpc_error)?.value;
-            if let Some(Some(status)) = status.into_iter().next() {
-                if status.satisfies_commitment(CommitmentConfig::confirmed()) {
-                    return match status.err {
-                        None => Ok(()),
-                        Some(e) => Err(ChainError::from_transaction_error(&e)),
-                    };
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ChainError::Unavailable(format!("{signature} was not confirmed in time")));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        match await_confirmed(&self.client, signature, Duration::from_secs(90)).await? {
+            None => Ok(()),
+            Some(e) => Err(ChainError::from_transaction_error(&e)),
         }
     }
 
@@ -121,5 +109,32 @@ impl Chain for RpcChain {
             .map_err(rpc_error)?
             .value;
         Ok(account.map(|a| Pubkey::new_from_array(a.owner.to_bytes())))
+    }
+}
+
+/// Polls until `signature` is confirmed: `None` when it executed, its error when it landed
+/// failed; `Unavailable` when the node cannot be asked or it is not confirmed within `timeout`.
+/// Shared by the relay's chain and the main job's scenario driver.
+pub async fn await_confirmed(
+    client: &RpcClient,
+    signature: &Signature,
+    timeout: Duration,
+) -> Result<Option<TransactionError>, ChainError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let statuses = client
+            .get_signature_statuses(&[*signature])
+            .await
+            .map_err(|e| ChainError::Unavailable(e.to_string()))?
+            .value;
+        if let Some(Some(status)) = statuses.into_iter().next() {
+            if status.satisfies_commitment(CommitmentConfig::confirmed()) {
+                return Ok(status.err);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ChainError::Unavailable(format!("{signature} was not confirmed within {timeout:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

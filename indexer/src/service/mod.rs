@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Executor;
 
-pub use chain::{Chain, ChainError, RpcChain, Sent};
+pub use chain::{await_confirmed, Chain, ChainError, RpcChain, Sent};
 pub use config::{AlertConfig, Limit, RateAction, RateLimitConfig, ServiceConfig};
 pub use crypto::{rotate_kek, Kek, Keyring, RotationReport};
 
