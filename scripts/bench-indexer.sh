@@ -6,6 +6,8 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
 "$REPO_ROOT/scripts/build-program.sh" >&2
 if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
+  # Captured first: a failed start must stop this script (eval of nothing would not).
+  pg_env="$("$REPO_ROOT/scripts/postgres.sh" start)"
+  eval "$(grep '^DATABASE_URL=' <<<"$pg_env" | sed 's/^/export /')"
 fi
 cargo run -q --release -p ephemeral-vault-indexer --features ephemeral-vault-testkit --bin vault-indexer-bench -- "$@"

@@ -142,6 +142,11 @@ start_server() {
       die "the server in $DATA_DIR already runs on port $port; run '$0 stop' first to move it to $PORT"
     return 0
   fi
+  # Another server (say, another checkout's) on the port would make the start fail with only a
+  # line in the server log: say it plainly instead.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "127.0.0.1:$PORT is already in use (another checkout's PostgreSQL?): stop it, or set PGPORT_VAULT to a free port"
+  fi
   write_settings
   log "starting PostgreSQL on 127.0.0.1:$PORT"
   # 9>&-: the server must not inherit the start lock (see cmd_start), or it would hold it for

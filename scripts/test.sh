@@ -27,7 +27,9 @@ trap finish EXIT
 if [ -z "${DATABASE_URL:-}" ]; then
   # Stop the server at the end only if this run started it.
   "$REPO_ROOT/scripts/postgres.sh" status >/dev/null 2>&1 || stop_pg=1
-  eval "$("$REPO_ROOT/scripts/postgres.sh" start | grep '^DATABASE_URL=' | sed 's/^/export /')"
+  # Captured first: a failed start must stop this script (eval of nothing would not).
+  pg_env="$("$REPO_ROOT/scripts/postgres.sh" start)"
+  eval "$(grep '^DATABASE_URL=' <<<"$pg_env" | sed 's/^/export /')"
   # The server is the project's own: the PostgreSQL-restart test may stop and start it.
   export VAULT_PG_RESTARTABLE=1
 fi

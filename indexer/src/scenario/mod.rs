@@ -26,6 +26,7 @@ use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
 
 pub use chain::{RpcScenarioChain, ScenarioChain};
+use crate::service::ChainError;
 pub use expected::Expected;
 use tokens::FeeMint;
 
@@ -199,7 +200,7 @@ impl Driver<'_> {
     async fn send_ok(&mut self, ixs: &[Instruction], payer: &Keypair, signers: &[&Keypair]) -> anyhow::Result<()> {
         match self.send(ixs, payer, signers).await? {
             None => Ok(()),
-            Some(e) => bail!("transaction failed on chain: {}", describe(&e)),
+            Some(e) => bail!("transaction failed on chain: {}", refused(&e).1),
         }
     }
 
@@ -236,23 +237,17 @@ impl Driver<'_> {
         let outcome = self.send(&[ix], &s.delegate, &[]).await?;
         match (outcome, refusal) {
             (None, None) => Ok(()),
-            (Some(e), Some(expected)) if custom_code(&e) == Some(anchor_lang::error::ERROR_CODE_OFFSET + expected as u32) => Ok(()),
-            (Some(e), _) => bail!("trade {trade_id}: {}", describe(&e)),
+            (Some(e), Some(expected)) if refused(&e).0 == Some(anchor_lang::error::ERROR_CODE_OFFSET + expected as u32) => Ok(()),
+            (Some(e), _) => bail!("trade {trade_id}: {}", refused(&e).1),
             (None, Some(expected)) => bail!("trade {trade_id} went through; the program should have refused it with {expected:?}"),
         }
     }
 }
 
-fn custom_code(e: &TransactionError) -> Option<u32> {
-    match e {
-        TransactionError::InstructionError(_, solana_instruction_error::InstructionError::Custom(code)) => Some(*code),
-        _ => None,
-    }
-}
-
-fn describe(e: &TransactionError) -> String {
-    match custom_code(e).and_then(sdk::vault_error) {
-        Some(vault_error) => format!("{vault_error:?}"),
-        None => format!("{e:?}"),
+/// The program's error code and a readable name, as the relay and the bot report refusals.
+fn refused(e: &TransactionError) -> (Option<u32>, String) {
+    match ChainError::from_transaction_error(e) {
+        ChainError::Refused { message, custom_code } => (custom_code, message),
+        other => (None, other.to_string()),
     }
 }
