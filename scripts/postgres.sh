@@ -209,8 +209,9 @@ cmd_reset() {
   [ -z "${DATABASE_URL:-}" ] || die "reset only recreates the local dev database; unset DATABASE_URL"
   local_server_up
   log "recreating $DB_NAME"
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "postgres://postgres@127.0.0.1:$PORT/postgres" \
-    -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
+  # Warnings only: on a first run "does not exist, skipping" is expected, not news.
+  PGOPTIONS='--client-min-messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -d "postgres://postgres@127.0.0.1:$PORT/postgres" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
   migrate_local
   flock -u 9
   echo "DATABASE_URL=$LOCAL_URL"
