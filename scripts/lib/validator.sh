@@ -35,7 +35,9 @@ build_validator() {
     rustup toolchain install "$AGAVE_TOOLCHAIN" --profile minimal
   fi
   local free_gb
-  free_gb=$(df -Pk "$(dirname "$TOOLS_CACHE")" | awk 'NR==2 { print int($4 / 1048576) }')
+  # A fresh machine has no ~/.cache yet: make the cache first so df has something to measure.
+  mkdir -p "$TOOLS_CACHE"
+  free_gb=$(df -Pk "$TOOLS_CACHE" | awk 'NR==2 { print int($4 / 1048576) }')
   [ "$free_gb" -ge 6 ] || die "building the validator needs ~6 GB free disk; $free_gb GB free"
   warn "building solana-test-validator (agave-validator $AGAVE_VERSION) from crates.io:"
   warn "this takes about 25 minutes on two cores (longer on a busy machine), once per machine;"
