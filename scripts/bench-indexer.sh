@@ -10,4 +10,4 @@ if [ -z "${DATABASE_URL:-}" ]; then
   pg_env="$("$REPO_ROOT/scripts/postgres.sh" start)"
   eval "$(grep '^DATABASE_URL=' <<<"$pg_env" | sed 's/^/export /')"
 fi
-cargo run -q --release -p ephemeral-vault-indexer --features ephemeral-vault-testkit --bin vault-indexer-bench -- "$@"
+cargo run -q --release -p vault-devkit --bin vault-indexer-bench -- "$@"

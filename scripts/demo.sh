@@ -28,7 +28,7 @@ step() { printf '\n\033[1;32m[%s/6]\033[0m %s\n' "$1" "$2"; }
 "$REPO_ROOT/scripts/setup.sh"
 "$REPO_ROOT/scripts/build-program.sh"
 log "building the indexer, cleanup bot and demo driver"
-cargo build -p ephemeral-vault-indexer --bin vault-indexer --bin vault-demo --bin vault-migrate
+cargo build -p vault-indexer -p vault-devkit -p vault-db --bin vault-indexer --bin vault-demo --bin vault-migrate
 BIN="$REPO_ROOT/target/debug"
 ensure_validator >/dev/null
 

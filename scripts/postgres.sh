@@ -161,7 +161,7 @@ migrate() {
   ensure_toolchain
   # RUST_BACKTRACE=0: a refused migration should read as its one-line reason.
   (cd "$REPO_ROOT" && DATABASE_URL="$1" RUST_BACKTRACE=0 \
-    cargo run -q -p ephemeral-vault-indexer --bin vault-migrate 9>&-)
+    cargo run -q -p vault-db --bin vault-migrate 9>&-)
 }
 
 allow_dev_logins() {

@@ -1,0 +1,53 @@
+//! Transactions the testkit executed (the real program in litesvm), in the shapes a node
+//! delivers them: a [`ChainTx`] as any source produces, and a Yellowstone update for the
+//! replay server. Shared by the indexer's tests and its benchmark.
+
+use ephemeral_vault_testkit::Recorded;
+use yellowstone_grpc_proto::prelude::SubscribeUpdateTransaction;
+
+use vault_indexer::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
+use vault_indexer::sources::yellowstone::convert::{update_from_chain_tx, ConvertError};
+
+/// What a node reports for a transaction the testkit executed, seen at `confirmed`.
+pub fn chain_tx(recorded: &Recorded) -> ChainTx {
+    let message = &recorded.transaction.message;
+    let raw = |program_id_index, accounts: &Vec<u8>, data: &Vec<u8>, stack_height| RawInstruction {
+        program_id_index,
+        accounts: accounts.clone(),
+        data: data.clone(),
+        stack_height: Some(stack_height),
+    };
+    let instructions: Vec<RawInstruction> =
+        message.instructions.iter().map(|ix| raw(ix.program_id_index, &ix.accounts, &ix.data, 1)).collect();
+    // litesvm reports one group per top-level instruction; keep exactly that many.
+    let mut inner_instructions = vec![Vec::new(); instructions.len()];
+    for (slot, group) in inner_instructions.iter_mut().zip(&recorded.meta.inner_instructions) {
+        *slot = group
+            .iter()
+            .map(|i| raw(i.instruction.program_id_index, &i.instruction.accounts, &i.instruction.data, u32::from(i.stack_height)))
+            .collect();
+    }
+    ChainTx {
+        signature: recorded.transaction.signatures[0].to_string(),
+        slot: recorded.slot,
+        index_in_block: Some(0),
+        block_time: Some(recorded.unix_timestamp),
+        account_keys: message.account_keys.clone(),
+        instructions,
+        inner_instructions,
+        failure: recorded.err.as_ref().map(TxFailure::from_transaction_error),
+        logs: recorded.meta.logs.clone(),
+        commitment: Commitment::Confirmed,
+    }
+}
+
+/// The Yellowstone update a geyser plugin would send for an executed transaction.
+pub fn geyser_update(recorded: &Recorded) -> Result<SubscribeUpdateTransaction, ConvertError> {
+    let header = &recorded.transaction.message.header;
+    update_from_chain_tx(
+        &chain_tx(recorded),
+        recorded.transaction.signatures[0].as_ref(),
+        (header.num_required_signatures, header.num_readonly_signed_accounts, header.num_readonly_unsigned_accounts),
+        recorded.err.as_ref(),
+    )
+}

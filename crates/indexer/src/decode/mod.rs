@@ -1,0 +1,164 @@
+//! Turns a [`ChainTx`] into the vault actions it carries.
+//!
+//! A transaction that landed is read through its `emit_cpi!` events - the program's own record of
+//! what changed, with totals after the change. Events are accepted only from inner instructions
+//! that this program sent to itself signed by its event authority, which no other program can
+//! sign for, so neither logs nor another program can forge them. A failed transaction emits no
+//! events (its effects were rolled back), so its top-level vault instructions are decoded from
+//! their discriminators and accounts instead, to record the refused attempt.
+
+mod instructions;
+
+use anchor_lang::prelude::Pubkey;
+use ephemeral_vault::sdk::{self, EventDecodeError, VaultEvent};
+
+pub use instructions::{InstructionDecodeError, InstructionKind, VaultInstruction};
+
+use crate::chain_tx::{ChainTx, TxFailure};
+
+/// One thing the vault program did (or refused) in a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VaultAction {
+    /// An event from a transaction that landed.
+    Event(VaultEvent),
+    /// A vault instruction in a transaction that failed.
+    Refused {
+        instruction: VaultInstruction,
+        failure: TxFailure,
+    },
+}
+
+/// Why part of a transaction that names the program could not be read. Recorded (in
+/// `indexer_skipped` when nothing of the transaction could be read, in the log otherwise) and
+/// counted; never a panic.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// An inner instruction to the program with an event's tag but not signed by the event
+    /// authority: anyone can send the program such bytes, so it is no event.
+    #[error("event-shaped CPI without the event authority: ignored")]
+    ForgedEvent,
+    /// An event the program emitted that this build cannot read (a newer program version).
+    #[error(transparent)]
+    Event(#[from] EventDecodeError),
+    /// An instruction whose account indexes point past the transaction's account keys.
+    #[error("instruction {index}: account index out of range")]
+    AccountIndexOutOfRange { index: usize },
+    /// A top-level vault instruction of a failed transaction that does not decode.
+    #[error("instruction {index}: {error}")]
+    Instruction { index: usize, error: InstructionDecodeError },
+}
+
+/// A transaction's vault actions in execution order. `ordinal` in [`Decoded::actions`] is the
+/// action's position, which with the signature identifies a row (`instruction_index`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    pub actions: Vec<VaultAction>,
+    /// What could not be decoded (unknown discriminators, malformed data); counted and logged.
+    pub problems: Vec<DecodeError>,
+}
+
+impl Decoded {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The problems as one line, for logs and `indexer_skipped.reason`.
+    pub fn problems_text(&self) -> String {
+        self.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// The decoder's output and the writer's input: a transaction with its decoded actions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedTx {
+    pub tx: ChainTx,
+    pub decoded: Decoded,
+}
+
+impl DecodedTx {
+    pub fn new(tx: ChainTx) -> Self {
+        let decoded = decode(&tx);
+        Self { tx, decoded }
+    }
+}
+
+/// Decodes each of `txs` (the stage between a source and the writer).
+pub fn decode_all(txs: &[ChainTx]) -> Vec<DecodedTx> {
+    txs.iter().cloned().map(DecodedTx::new).collect()
+}
+
+/// Decodes every vault action in `tx`, never panicking on malformed input.
+pub fn decode(tx: &ChainTx) -> Decoded {
+    let program = ephemeral_vault::ID;
+    let mut decoded = Decoded { actions: vec![], problems: vec![] };
+    if !tx.mentions(&program) {
+        return decoded;
+    }
+    match &tx.failure {
+        None => decode_events(tx, &mut decoded),
+        Some(failure) => decode_refusals(tx, failure, &mut decoded),
+    }
+    decoded
+}
+
+fn decode_events(tx: &ChainTx, decoded: &mut Decoded) {
+    let authority = sdk::event_authority_address();
+    for inner in tx.inner_instructions.iter().flatten() {
+        if tx.program_of(inner) != Some(&ephemeral_vault::ID) {
+            continue;
+        }
+        let Some(result) = sdk::decode_event_cpi(&inner.data) else {
+            continue; // a CPI into the program's instructions, not an event
+        };
+        let signed_by_authority = inner.accounts.len() == 1 && tx.key(inner.accounts[0]) == Some(&authority);
+        if !signed_by_authority {
+            decoded.problems.push(DecodeError::ForgedEvent);
+            continue;
+        }
+        match result {
+            Ok(event) => decoded.actions.push(VaultAction::Event(event)),
+            Err(e) => decoded.problems.push(e.into()),
+        }
+    }
+}
+
+fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
+    for (index, ix) in tx.instructions.iter().enumerate() {
+        if tx.program_of(ix) != Some(&ephemeral_vault::ID) {
+            continue;
+        }
+        let Some(accounts) = tx.accounts_of(ix) else {
+            decoded.problems.push(DecodeError::AccountIndexOutOfRange { index });
+            continue;
+        };
+        match instructions::decode_instruction(&ix.data, &accounts) {
+            Ok(instruction) => decoded.actions.push(VaultAction::Refused {
+                instruction,
+                failure: failure.clone(),
+            }),
+            Err(error) => decoded.problems.push(DecodeError::Instruction { index, error }),
+        }
+    }
+}
+
+/// The vault a decoded action is about, when it names one.
+pub fn action_vault(action: &VaultAction) -> Option<Pubkey> {
+    match action {
+        VaultAction::Event(event) => event_vault(event),
+        VaultAction::Refused { instruction, .. } => instruction.vault,
+    }
+}
+
+pub fn event_vault(event: &VaultEvent) -> Option<Pubkey> {
+    Some(match event {
+        VaultEvent::SessionCreated(e) => e.vault,
+        VaultEvent::DelegateApproved(e) => e.vault,
+        VaultEvent::Deposited(e) => e.vault,
+        VaultEvent::Withdrawn(e) => e.vault,
+        VaultEvent::TradeExecuted(e) => e.vault,
+        VaultEvent::FeesToppedUp(e) => e.vault,
+        VaultEvent::SessionRevoked(e) => e.vault,
+        VaultEvent::VaultCleaned(e) => e.vault,
+        VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_) => return None,
+    })
+}

@@ -1,0 +1,270 @@
+//! `vault-indexer`: streams the Ephemeral Vault program's transactions into PostgreSQL.
+//!
+//!   vault-indexer migrate
+//!   vault-indexer stream --source grpc --grpc-endpoint http://127.0.0.1:10000
+//!   vault-indexer stream --source rpc --rpc-url http://127.0.0.1:8899
+//!   vault-indexer backfill --rpc-url http://127.0.0.1:8899 [--before SIGNATURE]
+//!
+//! Settings come from flags, then environment variables (VAULT_*), then a TOML file
+//! (`--config`, see crates/indexer/vault-indexer.example.toml), then defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use vault_indexer::alerts::AlertRules;
+use vault_indexer::chain_tx::Commitment;
+use vault_indexer::decode::DecodedTx;
+use vault_indexer::ingest::{load_cursor, Ingest};
+use vault_indexer::metrics::IndexerMetrics;
+use vault_indexer::pipeline::{self, PipelineConfig};
+use vault_indexer::sources::rpc::{RpcConfig, RpcSource};
+use vault_indexer::sources::yellowstone::{YellowstoneConfig, YellowstoneSource};
+
+#[derive(Parser)]
+#[command(name = "vault-indexer", about = "Indexes the Ephemeral Vault program into PostgreSQL")]
+struct Cli {
+    /// TOML file with settings (crates/indexer/vault-indexer.example.toml shows every key).
+    #[arg(long, env = "VAULT_INDEXER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "lowercase")]
+enum SourceKind {
+    Grpc,
+    Rpc,
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize, Deserialize, Debug)]
+#[serde(rename_all = "lowercase")]
+enum CommitmentArg {
+    Confirmed,
+    Finalized,
+}
+
+impl From<CommitmentArg> for Commitment {
+    fn from(c: CommitmentArg) -> Self {
+        match c {
+            CommitmentArg::Confirmed => Commitment::Confirmed,
+            CommitmentArg::Finalized => Commitment::Finalized,
+        }
+    }
+}
+
+/// What the command line and the environment may set; the same keys as [`Settings`], laid over
+/// the `--config` file (see vault_cli::settings).
+#[derive(Args, Serialize, Default)]
+struct Flags {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// Where transactions come from (stream).
+    #[arg(long, value_enum, env = "VAULT_SOURCE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceKind>,
+    /// Yellowstone gRPC endpoint (`--source grpc`).
+    #[arg(long, env = "VAULT_GRPC_ENDPOINT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_endpoint: Option<String>,
+    #[arg(long, env = "VAULT_GRPC_X_TOKEN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_x_token: Option<String>,
+    /// JSON-RPC URL: the source for `--source rpc` and backfill, the gap filler for `--source grpc`.
+    #[arg(long, env = "VAULT_RPC_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpc_url: Option<String>,
+    /// confirmed (fresh rows) or finalized (promotions); default confirmed.
+    #[arg(long, value_enum, env = "VAULT_COMMITMENT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commitment: Option<CommitmentArg>,
+    /// Slot to start from when nothing is indexed yet (gRPC).
+    #[arg(long, env = "VAULT_START_SLOT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_slot: Option<u64>,
+    /// Where to serve Prometheus metrics.
+    #[arg(long, env = "VAULT_METRICS_ADDR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<SocketAddr>,
+    /// Transactions per database transaction (default 256).
+    #[arg(long, env = "VAULT_BATCH_SIZE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_size: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Applies the migrations.
+    Migrate,
+    /// Follows the program live.
+    Stream,
+    /// Fetches past transactions over RPC, newest to oldest page by page, down to the stored
+    /// cursor (or the program's first transaction), and writes them oldest first.
+    Backfill {
+        /// Start below this signature instead of the newest one.
+        #[arg(long)]
+        before: Option<String>,
+        /// Do not go below this slot.
+        #[arg(long)]
+        from_slot: Option<u64>,
+    },
+}
+
+/// Every setting, after layering; the file's shape.
+#[derive(Deserialize, Default, Debug)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    database_url: Option<String>,
+    source: Option<SourceKind>,
+    grpc_endpoint: Option<String>,
+    grpc_x_token: Option<String>,
+    rpc_url: Option<String>,
+    commitment: Option<CommitmentArg>,
+    start_slot: Option<u64>,
+    metrics_addr: Option<SocketAddr>,
+    batch_size: Option<usize>,
+    alerts: AlertRules,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    vault_cli::logging::init("info");
+    let cli = Cli::parse();
+    let file: Settings = vault_cli::settings::layered(&cli.flags, cli.config.as_deref())?;
+    let database_url = file
+        .database_url
+        .clone()
+        .context("no database: pass --database-url or set DATABASE_URL")?;
+    let pool = vault_db::connect(&database_url).await.context("connecting to PostgreSQL")?;
+    vault_db::migrate(&pool).await.context("applying migrations")?;
+    let ingest = Ingest::new(file.alerts.clone());
+    let mut pipeline_config = PipelineConfig::default();
+    if let Some(size) = file.batch_size {
+        pipeline_config.batch_size = size.max(1);
+    }
+
+    match cli.command {
+        Command::Migrate => {
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Stream => {
+            let metrics = Arc::new(IndexerMetrics::default());
+            if let Some(addr) = file.metrics_addr {
+                let (bound, _) = metrics.clone().serve(addr).await?;
+                tracing::info!("metrics on http://{bound}/metrics");
+            }
+            let commitment: Commitment = file.commitment.unwrap_or(CommitmentArg::Confirmed).into();
+            let rpc_url = file.rpc_url.clone();
+            match file.source.context("choose a source: --source grpc|rpc")? {
+                SourceKind::Grpc => {
+                    let endpoint = file.grpc_endpoint.clone().context("--grpc-endpoint is required")?;
+                    let mut config = YellowstoneConfig::new(endpoint, commitment);
+                    config.x_token = file.grpc_x_token.clone();
+                    config.start_slot = file.start_slot;
+                    match rpc_url {
+                        Some(url) => {
+                            let filler = RpcSource::new(RpcConfig::new(url, commitment));
+                            let source = YellowstoneSource::with_gap_filler(config, filler);
+                            pipeline::run(pool, ingest, source, metrics, pipeline_config).await
+                        }
+                        None => pipeline::run(pool, ingest, YellowstoneSource::new(config), metrics, pipeline_config).await,
+                    }
+                }
+                SourceKind::Rpc => {
+                    let url = rpc_url.context("--rpc-url is required for --source rpc")?;
+                    let source = RpcSource::new(RpcConfig::new(url, commitment));
+                    pipeline::run(pool, ingest, source, metrics, pipeline_config).await
+                }
+            }
+        }
+        Command::Backfill { before, from_slot } => {
+            let url = file.rpc_url.clone().context("--rpc-url is required")?;
+            let source = RpcSource::new(RpcConfig::new(url, Commitment::Confirmed));
+            let cursor = load_cursor(&pool, "rpc").await?;
+            let before = before.map(|s| s.parse()).transpose().context("--before is not a signature")?;
+            let signatures = source
+                .signatures_between(cursor.as_ref().and_then(|c| c.signature.as_deref()), before, from_slot)
+                .await?;
+            eprintln!("backfilling {} transactions", signatures.len());
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(1_024);
+            let total = signatures.len();
+            let fetch = async move {
+                // The sender moves in and drops at the end, which ends the writer below.
+                source
+                    .fetch_in_order(&signatures, &sender, |done| {
+                        if done % 100 == 0 || done == total {
+                            eprint!("\r  fetched {done}/{total}");
+                        }
+                    })
+                    .await
+            };
+            let write = async {
+                let mut batch = vec![];
+                let mut written = 0usize;
+                while let Some(tx) = receiver.recv().await {
+                    batch.push(DecodedTx::new(tx));
+                    if batch.len() >= 256 {
+                        ingest.write_batch(&pool, "backfill", &batch, None).await?;
+                        written += batch.len();
+                        batch.clear();
+                    }
+                }
+                ingest.write_batch(&pool, "backfill", &batch, None).await?;
+                anyhow::Ok(written + batch.len())
+            };
+            let (fetched, written) = tokio::join!(fetch, write);
+            fetched?;
+            eprintln!("\nbackfill wrote {} transactions", written?);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn example() -> &'static Path {
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/vault-indexer.example.toml"))
+    }
+
+    #[test]
+    fn the_example_settings_file_loads_with_every_key() {
+        let s: Settings = vault_cli::settings::layered(&Flags::default(), Some(example())).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://postgres@127.0.0.1:54329/ephemeral_vault"));
+        assert!(matches!(s.source, Some(SourceKind::Rpc)));
+        assert!(matches!(s.commitment, Some(CommitmentArg::Confirmed)));
+        assert_eq!(s.batch_size, Some(256));
+        assert_eq!(s.alerts, AlertRules::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn a_flag_overrides_the_example_file() {
+        let cli = Cli::try_parse_from([
+            "vault-indexer",
+            "--config",
+            example().to_str().unwrap(),
+            "stream",
+            "--rpc-url",
+            "http://flag:1",
+            "--source",
+            "grpc",
+        ])
+        .unwrap();
+        let s: Settings = vault_cli::settings::layered(&cli.flags, cli.config.as_deref()).unwrap();
+        assert_eq!(s.rpc_url.as_deref(), Some("http://flag:1"));
+        assert!(matches!(s.source, Some(SourceKind::Grpc)));
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+}
