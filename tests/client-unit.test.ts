@@ -16,7 +16,6 @@ import {
   asSessionId,
   BPF_LOADER_UPGRADEABLE_ID,
   cleanupVaultInstruction,
-  coder,
   configAddress,
   createSessionInstruction,
   decodeEvent,
@@ -31,6 +30,11 @@ import {
   parseTransactionError,
   programDataAddress,
   PROGRAM_ID,
+  decodeConfig,
+  decodeVault,
+  vaultCoder,
+  BorshDecodeError,
+  type IdlTypeSpec,
   sessionIdFromUuid,
   sessionIdToUuid,
   sessionRef,
@@ -39,12 +43,12 @@ import {
   TransactionFailedError,
   vaultAddress,
   VaultErrorCode,
-  vaultProgram,
   VaultProgramError,
   vaultTokenAddress,
   type ResolvedInstruction,
   type VaultConnection,
 } from "../app/dist/index.js";
+import { coder, vaultProgram } from "../app/dist/anchor.js";
 import { REPO_ROOT } from "./harness/chain.js";
 
 const enc = (s: string) => Buffer.from(s);
@@ -252,6 +256,110 @@ describe("events", () => {
     const unknown = Buffer.concat([Buffer.from(EVENT_IX_TAG_LE), Buffer.alloc(8, 7), Buffer.alloc(8)]);
     assert.throws(() => eventsFromInstructions([ix({ data: unknown })], { strict: true }), EventDecodeError);
     assert.throws(() => decodeEvent(new Uint8Array(4)), EventDecodeError);
+  });
+});
+
+// Anchor's own BorshCoder is the oracle for this package's codec: random values of every type
+// the IDL declares, encoded by one and decoded by the other.
+describe("borsh codec (checked against Anchor's BorshCoder)", () => {
+  type Def = { name: string; type: { kind: "struct"; fields: { name: string; type: IdlTypeSpec }[] } | { kind: "enum"; variants: { name: string }[] } };
+  const raw = IDL as unknown as {
+    types: Def[];
+    instructions: { name: string; args: { name: string; type: IdlTypeSpec }[] }[];
+    events: { name: string }[];
+  };
+  const defs = new Map(raw.types.map((t) => [t.name, t.type]));
+  const camel = (n: string) => n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()).replace(/^[A-Z]/, (c) => c.toLowerCase());
+  let seed = 7;
+  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const randBig = (bits: number) => Array.from({ length: bits / 8 }, () => BigInt(rand(256))).reduce((a, b) => (a << 8n) | b, 0n);
+
+  /** [what Anchor's coder takes and returns, what this package takes and returns]. */
+  function sample(type: IdlTypeSpec): [unknown, unknown] {
+    if (typeof type === "string") {
+      switch (type) {
+        case "u8": { const v = rand(256); return [v, v]; }
+        case "u16": { const v = rand(65536); return [v, v]; }
+        case "u32": { const v = rand(2 ** 31) * 2 + rand(2); return [v, v]; }
+        case "u64": { const v = randBig(64); return [new BN(v.toString()), v]; }
+        case "i64": { const v = rand(2 ** 31) * (rand(2) ? -1 : 1) * 1000; return [new BN(v), v]; }
+        case "bool": { const v = rand(2) === 1; return [v, v]; }
+        case "pubkey": { const v = Keypair.generate().publicKey; return [v, v]; }
+        default: throw new Error(`no sampler for ${type}`);
+      }
+    }
+    if ("option" in type) {
+      if (rand(2) === 0) return [null, null];
+      return sample(type.option);
+    }
+    if ("vec" in type) {
+      const items = Array.from({ length: rand(4) }, () => sample(type.vec));
+      return [items.map((i) => i[0]), items.map((i) => i[1])];
+    }
+    if ("array" in type) {
+      const [inner, len] = type.array;
+      const items = Array.from({ length: len }, () => sample(inner));
+      return [items.map((i) => i[0]), inner === "u8" ? Uint8Array.from(items.map((i) => i[1] as number)) : items.map((i) => i[1])];
+    }
+    const def = defs.get(type.defined.name)!;
+    if (def.kind === "enum") {
+      const v = camel(def.variants[rand(def.variants.length)]!.name);
+      return [{ [v]: {} }, v];
+    }
+    const a: Record<string, unknown> = {};
+    const o: Record<string, unknown> = {};
+    for (const f of def.fields) [a[camel(f.name)], o[camel(f.name)]] = sample(f.type);
+    return [a, o];
+  }
+
+  it("encodes every instruction's arguments as Anchor does", () => {
+    for (const ix of raw.instructions) {
+      for (let round = 0; round < 5; round++) {
+        const anchorArgs: Record<string, unknown> = {};
+        const ourArgs: Record<string, unknown> = {};
+        for (const arg of ix.args) [anchorArgs[camel(arg.name)], ourArgs[camel(arg.name)]] = sample(arg.type);
+        assert.deepEqual(
+          Buffer.from(vaultCoder.encodeInstruction(camel(ix.name), ourArgs)),
+          coder.instruction.encode(camel(ix.name), anchorArgs),
+          ix.name,
+        );
+      }
+    }
+  });
+
+  it("decodes every type Anchor encodes, and encodes it back byte for byte", () => {
+    for (const t of raw.types) {
+      for (let round = 0; round < 5; round++) {
+        const [anchorValue, ours] = sample({ defined: { name: t.name } });
+        const bytes = coder.types.encode(camel(t.name), anchorValue);
+        assert.deepEqual(vaultCoder.decodeType(t.name, bytes), ours, t.name);
+        assert.deepEqual(Buffer.from(vaultCoder.encodeType(t.name, ours)), bytes, t.name);
+      }
+    }
+  });
+
+  it("decodes the Vault and Config accounts as Anchor encodes them, and refuses another discriminator", async () => {
+    const [anchorVault, ourVault] = sample({ defined: { name: "Vault" } }) as [Record<string, unknown>, Record<string, unknown>];
+    (anchorVault as { destinationCount: number }).destinationCount = 2;
+    const vaultBytes = await coder.accounts.encode("vault", anchorVault);
+    const vault = decodeVault(vaultBytes);
+    assert.deepEqual(vault.destinations, (ourVault.destinations as PublicKey[]).slice(0, 2));
+    assert.equal(vault.approvedAmount, ourVault.approvedAmount);
+    assert.equal(vault.expiresAt, ourVault.expiresAt);
+    assert.deepEqual(vault.sessionId, ourVault.sessionId);
+    assert.equal(vault.status, ourVault.status);
+    const [anchorConfig, ourConfig] = sample({ defined: { name: "Config" } }) as [Record<string, unknown>, Record<string, unknown>];
+    const config = decodeConfig(await coder.accounts.encode("config", anchorConfig));
+    assert.equal(config.feeTopUpCap, ourConfig.feeTopUpCap);
+    assert.equal(config.maxSessionDuration, ourConfig.maxSessionDuration);
+    assert.ok(config.admin.equals(ourConfig.admin as PublicKey));
+    const configBytes = await coder.accounts.encode("config", anchorConfig);
+    assert.throws(() => decodeVault(configBytes), BorshDecodeError);
+    assert.throws(() => decodeVault(vaultBytes.subarray(0, 100)), BorshDecodeError);
+  });
+
+  it("app/src/internal/anchor-errors.ts is in sync with @anchor-lang/core (npm run check-anchor-errors)", () => {
+    execFileSync(process.execPath, [resolve(REPO_ROOT, "app/scripts/sync-anchor-errors.mjs"), "--check"], { stdio: "pipe" });
   });
 });
 

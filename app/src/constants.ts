@@ -1,6 +1,6 @@
 import { PublicKey } from "@solana/web3.js";
 
-import { IDL_PROGRAM_ID } from "./idl/index.js";
+import { IDL_PROGRAM_ID } from "./coder.js";
 
 /** The Ephemeral Vault program's address (from the IDL). Every helper takes another as an option. */
 export const PROGRAM_ID: PublicKey = IDL_PROGRAM_ID;

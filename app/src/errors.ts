@@ -3,11 +3,11 @@
 // VaultProgramError carrying the program's own message from the IDL when our program raised one
 // of its errors, an AnchorFrameworkError when our program refused in one of Anchor's account
 // checks, and a TransactionFailedError for anything else.
-import { LangErrorCode, LangErrorMessage } from "@anchor-lang/core";
 import { PublicKey } from "@solana/web3.js";
 
+import { IDL_ERRORS } from "./coder.js";
 import { ERROR_CODE_OFFSET, PROGRAM_ID } from "./constants.js";
-import { IDL_ERRORS } from "./idl/index.js";
+import { ANCHOR_ERRORS } from "./internal/anchor-errors.js";
 
 /** The program's error codes (`errors.rs`), checked against the IDL by the tests. */
 export const VaultErrorCode = Object.freeze({
@@ -46,9 +46,8 @@ export const VaultErrorCode = Object.freeze({
 export type VaultErrorName = keyof typeof VaultErrorCode;
 
 const BY_CODE = new Map(IDL_ERRORS.map((e) => [e.code, e]));
-const LANG_NAMES = new Map<number, string>(
-  Object.entries(LangErrorCode as Record<string, number>).map(([name, code]) => [code, name]),
-);
+const LANG_NAMES = new Map<number, string>(ANCHOR_ERRORS.map(([code, name]) => [code, name]));
+const LANG_MESSAGES = new Map<number, string>(ANCHOR_ERRORS.map(([code, , msg]) => [code, msg]));
 
 /** The program's message for an error code (from the IDL), if it is one of the program's. */
 export function vaultErrorMessage(code: number): string | undefined {
@@ -95,7 +94,7 @@ export class AnchorFrameworkError extends Error {
 
   constructor(code: number, ctx: Context) {
     const name = LANG_NAMES.get(code) ?? `AnchorError${code}`;
-    const msg = LangErrorMessage.get(code) ?? `Anchor error ${code}`;
+    const msg = LANG_MESSAGES.get(code) ?? `Anchor error ${code}`;
     super(`${name} (${code}): ${msg}`, ctx.cause === undefined ? undefined : { cause: ctx.cause });
     this.name = "AnchorFrameworkError";
     this.code = code;
@@ -172,7 +171,7 @@ function fromTransactionErrorObject(value: unknown): { index: number | null; cod
 function classify(code: number, programIsOurs: boolean, ctx: Context): ParsedTransactionError | null {
   if (!programIsOurs) return null;
   if (code >= ERROR_CODE_OFFSET && BY_CODE.has(code)) return new VaultProgramError(code, ctx);
-  if (code < ERROR_CODE_OFFSET && LangErrorMessage.has(code)) return new AnchorFrameworkError(code, ctx);
+  if (code < ERROR_CODE_OFFSET && LANG_MESSAGES.has(code)) return new AnchorFrameworkError(code, ctx);
   return null;
 }
 

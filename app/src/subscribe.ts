@@ -2,7 +2,6 @@
 // changed, a notification when the session expires (which changes no account), and one when the
 // vault is closed by a cleanup.
 import type { AccountInfo, Commitment, Context, PublicKey } from "@solana/web3.js";
-import type { Buffer } from "buffer";
 
 import { decodeVault, deriveSessionState, type SessionState, type SessionStatus, type VaultAccount } from "./accounts.js";
 import type { AccountReader, AccountSubscriber } from "./connection.js";
@@ -88,7 +87,7 @@ export function subscribeToSession(
     (timer as { unref?: () => void }).unref?.();
   };
 
-  const handle = (info: AccountInfo<Buffer> | null, slot: number | null, cause: SessionUpdate["cause"]) => {
+  const handle = (info: AccountInfo<Uint8Array> | null, slot: number | null, cause: SessionUpdate["cause"]) => {
     if (!active) return;
     const gone = info === null || info.lamports === 0 || !info.owner.equals(programId) || info.data.length === 0;
     if (gone) {
@@ -121,7 +120,7 @@ export function subscribeToSession(
     onUpdate(update);
   };
 
-  const id = connection.onAccountChange(vault, (info: AccountInfo<Buffer>, ctx: Context) => handle(info, ctx.slot, "account"), {
+  const id = connection.onAccountChange(vault, (info: AccountInfo<Uint8Array>, ctx: Context) => handle(info, ctx.slot, "account"), {
     commitment: options.commitment ?? "confirmed",
   });
 
