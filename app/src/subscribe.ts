@@ -54,6 +54,12 @@ export function changedFields(previous: VaultAccount | null, next: VaultAccount 
   return (Object.keys(next) as (keyof VaultAccount)[]).filter((k) => !same(previous[k], next[k]));
 }
 
+/**
+ * The longest delay `setTimeout` honours: 2^31-1 ms (about 24.8 days). Browsers and Node fire a
+ * longer one after 1 ms, so a session's expiry timer is armed in steps of at most this long.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 /** Reports every change of a session's vault until `unsubscribe()`. */
 export function subscribeToSession(
   connection: AccountSubscriber & Partial<AccountReader>,
@@ -73,11 +79,12 @@ export function subscribeToSession(
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (options.notifyExpiry === false || state === null || state.status !== "active") return;
-    const ms = Math.max(0, (state.account.expiresAt - now()) * 1000) + 50;
+    const ms = Math.min(Math.max(0, (state.account.expiresAt - now()) * 1000) + 50, MAX_TIMER_DELAY_MS);
     timer = setTimeout(() => {
       timer = undefined;
       if (!active || previous === null) return;
       const at = now();
+      // Fired early: a step of a long session, or a clock that runs behind; arm the rest.
       if (at < previous.account.expiresAt) return scheduleExpiry(previous);
       const state = deriveSessionState(previous.address, previous.account, at, previous.lamports, programId);
       const update: SessionUpdate = { state, previous, status: state.status, changed: [], slot: null, cause: "expiry" };
