@@ -3,6 +3,8 @@
 // forged events.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { describe, it } from "node:test";
 
@@ -30,6 +32,9 @@ import {
   parseTransactionError,
   programDataAddress,
   PROGRAM_ID,
+  fetchTransactionEvents,
+  MAX_SUPPORTED_TRANSACTION_VERSION,
+  UnsupportedTransactionVersionError,
   decodeConfig,
   decodeVault,
   vaultCoder,
@@ -360,6 +365,51 @@ describe("borsh codec (checked against Anchor's BorshCoder)", () => {
 
   it("app/src/internal/anchor-errors.ts is in sync with @anchor-lang/core (npm run check-anchor-errors)", () => {
     execFileSync(process.execPath, [resolve(REPO_ROOT, "app/scripts/sync-anchor-errors.mjs"), "--check"], { stdio: "pipe" });
+  });
+});
+
+describe("transaction versions", () => {
+  it("asks for the newest version web3.js reads, and names a newer one with a typed error", async () => {
+    // A JSON-RPC endpoint answering getTransaction as a node does for a version-1 transaction
+    // asked for with a lower maxSupportedTransactionVersion (error -32015), read through a real
+    // web3.js Connection.
+    const asked: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c));
+      req.on("end", () => {
+        const rpc = JSON.parse(body) as { id: number; method: string; params: [string, { maxSupportedTransactionVersion?: number }] };
+        asked.push(rpc.params[1]?.maxSupportedTransactionVersion);
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({
+          jsonrpc: "2.0", id: rpc.id,
+          error: {
+            code: -32015,
+            message: 'Transaction version (1) is not supported by the requesting client. Please try the request again with the following configuration parameter: "maxSupportedTransactionVersion": 1',
+          },
+        }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const connection = new Connection(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const signature = "5".repeat(88);
+      await assert.rejects(fetchTransactionEvents(connection, signature), (e: unknown) => {
+        assert.ok(e instanceof UnsupportedTransactionVersionError, String(e));
+        assert.equal(e.version, 1);
+        assert.equal(e.signature, signature);
+        assert.equal(e.maxSupportedVersion, MAX_SUPPORTED_TRANSACTION_VERSION);
+        return true;
+      });
+      assert.deepEqual(asked, [MAX_SUPPORTED_TRANSACTION_VERSION]);
+      assert.equal(MAX_SUPPORTED_TRANSACTION_VERSION, 0, "web3.js 1.x reads legacy and version 0");
+    } finally {
+      server.close();
+    }
+
+    // A reader that hands back a newer transaction instead of refusing it.
+    const newer = { getTransaction: async () => ({ version: 1, meta: null, transaction: {} }) as never };
+    await assert.rejects(fetchTransactionEvents(newer, "sig"), UnsupportedTransactionVersionError);
   });
 });
 

@@ -36,3 +36,11 @@ export const VAULT_ACCOUNT_SIZE = 384;
 export const CONFIG_ACCOUNT_SIZE = 140;
 
 export const LAMPORTS_PER_SOL = 1_000_000_000n;
+
+/**
+ * The newest transaction version this package reads: @solana/web3.js 1.x parses "legacy" and
+ * version 0 only. Asked for as `maxSupportedTransactionVersion`, so a node answers a newer
+ * transaction with an error (an UnsupportedTransactionVersionError here) instead of a response
+ * web3.js would fail to parse.
+ */
+export const MAX_SUPPORTED_TRANSACTION_VERSION = 0;

@@ -129,6 +129,46 @@ export class TransactionFailedError extends Error {
   }
 }
 
+/**
+ * A node returned (or refused to return) a transaction in a version newer than this package
+ * reads (`MAX_SUPPORTED_TRANSACTION_VERSION`): its events and logs cannot be read here.
+ */
+export class UnsupportedTransactionVersionError extends Error {
+  readonly signature: string;
+  /** The transaction's version, when the node said. */
+  readonly version: number | null;
+  readonly maxSupportedVersion: number;
+
+  constructor(signature: string, version: number | null, maxSupportedVersion: number, cause?: unknown) {
+    super(
+      `transaction ${signature} has version ${version ?? "unknown"}, newer than this client reads ` +
+        `(versions up to ${maxSupportedVersion}, with @solana/web3.js 1.x)`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = "UnsupportedTransactionVersionError";
+    this.signature = signature;
+    this.version = version;
+    this.maxSupportedVersion = maxSupportedVersion;
+  }
+}
+
+/** JSON-RPC error code of a node asked for a transaction newer than `maxSupportedTransactionVersion`. */
+export const RPC_UNSUPPORTED_TRANSACTION_VERSION = -32015;
+
+/**
+ * The version a node named when it refused a transaction as too new for the client (JSON-RPC
+ * error -32015, "Transaction version (N) is not supported by the requesting client"), else
+ * undefined. null when the error is that one but names no version.
+ */
+export function unsupportedTransactionVersion(err: unknown): number | null | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const e = err as { code?: unknown; message?: unknown };
+  const message = typeof e.message === "string" ? e.message : "";
+  const m = /Transaction version \((\d+)\) is not supported/i.exec(message);
+  if (m) return Number(m[1]);
+  return e.code === RPC_UNSUPPORTED_TRANSACTION_VERSION ? null : undefined;
+}
+
 export type ParsedTransactionError = VaultProgramError | AnchorFrameworkError | TransactionFailedError;
 
 function logsOf(err: unknown): string[] {

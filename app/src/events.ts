@@ -18,6 +18,7 @@ import type { TransactionReader } from "./connection.js";
 import { BorshDecodeError, vaultCoder } from "./coder.js";
 import { fromBase58, startsWith, toHex } from "./internal/bytes.js";
 import { eventAuthorityAddress } from "./pda.js";
+import { fetchTransaction } from "./transaction.js";
 import type { SessionId } from "./session-id.js";
 
 export type CleanupReason = "expired" | "manualRevoke" | "emergency";
@@ -253,16 +254,16 @@ export function eventsFromTransaction(tx: AnyTransaction, options: EventOptions 
   return eventsFromInstructions(resolveInnerInstructions(tx), options);
 }
 
-/** Fetches a transaction and decodes its events. */
+/**
+ * Fetches a transaction and decodes its events. Throws UnsupportedTransactionVersionError for a
+ * transaction newer than this package reads.
+ */
 export async function fetchTransactionEvents(
   connection: TransactionReader,
   signature: string,
   options: EventOptions & { commitment?: Finality } = {},
 ): Promise<LocatedVaultEvent[]> {
-  const tx = await connection.getTransaction(signature, {
-    commitment: options.commitment ?? "confirmed",
-    maxSupportedTransactionVersion: 0,
-  });
+  const tx = await fetchTransaction(connection, signature, options.commitment ?? "confirmed");
   if (tx === null) throw new Error(`transaction ${signature} not found`);
   return eventsFromTransaction(tx, options);
 }
