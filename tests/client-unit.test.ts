@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { describe, it } from "node:test";
 
 import { AnchorProvider, type Wallet } from "@anchor-lang/core";
+import * as splToken from "@solana/spl-token";
 import { TOKEN_2022_PROGRAM_ID, getAssociatedTokenAddressSync } from "@solana/spl-token";
 import { Connection, Keypair, PublicKey, SendTransactionError, SystemProgram } from "@solana/web3.js";
 import BN from "bn.js";
@@ -32,6 +33,11 @@ import {
   parseTransactionError,
   programDataAddress,
   PROGRAM_ID,
+  ASSOCIATED_TOKEN_PROGRAM_ID,
+  associatedTokenAccountIdempotentInstruction,
+  associatedTokenAddress,
+  TOKEN_PROGRAM_ID,
+  TOKEN_2022_PROGRAM_ID as OUR_TOKEN_2022_PROGRAM_ID,
   fetchTransactionEvents,
   MAX_SUPPORTED_TRANSACTION_VERSION,
   UnsupportedTransactionVersionError,
@@ -74,6 +80,27 @@ describe("addresses", () => {
     // Another deployment's addresses.
     const other = Keypair.generate().publicKey;
     assert.ok(configAddress(other).equals(find([enc("config")], other)));
+  });
+
+  it("derive associated token accounts and their idempotent creation as @solana/spl-token does", () => {
+    assert.ok(TOKEN_PROGRAM_ID.equals(splToken.TOKEN_PROGRAM_ID));
+    assert.ok(OUR_TOKEN_2022_PROGRAM_ID.equals(splToken.TOKEN_2022_PROGRAM_ID));
+    assert.ok(ASSOCIATED_TOKEN_PROGRAM_ID.equals(splToken.ASSOCIATED_TOKEN_PROGRAM_ID));
+    for (const program of [splToken.TOKEN_PROGRAM_ID, splToken.TOKEN_2022_PROGRAM_ID]) {
+      const [payer, mint] = [Keypair.generate().publicKey, Keypair.generate().publicKey];
+      const owner = vaultAddress(payer, newSessionId()); // off the curve
+      assert.ok(associatedTokenAddress(mint, owner, program).equals(getAssociatedTokenAddressSync(mint, owner, true, program)));
+      const ours = associatedTokenAccountIdempotentInstruction({ payer, owner, mint, tokenProgram: program });
+      const theirs = splToken.createAssociatedTokenAccountIdempotentInstruction(
+        payer, getAssociatedTokenAddressSync(mint, owner, true, program), owner, mint, program,
+      );
+      assert.ok(ours.programId.equals(theirs.programId));
+      assert.deepEqual(Buffer.from(ours.data), Buffer.from(theirs.data));
+      assert.deepEqual(
+        ours.keys.map((k) => [k.pubkey.toBase58(), k.isSigner, k.isWritable]),
+        theirs.keys.map((k) => [k.pubkey.toBase58(), k.isSigner, k.isWritable]),
+      );
+    }
   });
 
   it("session ids are UUIDs", () => {

@@ -8,6 +8,15 @@ export const PROGRAM_ID: PublicKey = IDL_PROGRAM_ID;
 /** The upgradeable BPF loader, owner of the program's ProgramData account. */
 export const BPF_LOADER_UPGRADEABLE_ID = new PublicKey("BPFLoaderUpgradeab1e11111111111111111111111");
 
+/** The SPL Token program. */
+export const TOKEN_PROGRAM_ID = new PublicKey("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
+
+/** The Token-2022 program. */
+export const TOKEN_2022_PROGRAM_ID = new PublicKey("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb");
+
+/** The associated token account program. */
+export const ASSOCIATED_TOKEN_PROGRAM_ID = new PublicKey("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
+
 /** PDA seeds, as the program's `state/seeds.rs` defines them. */
 export const CONFIG_SEED = new TextEncoder().encode("config");
 export const VAULT_SEED = new TextEncoder().encode("vault");
