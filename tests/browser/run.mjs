@@ -9,7 +9,8 @@ import { createServer } from "node:http";
 import { extname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { Connection, Keypair } from "@solana/web3.js";
+import { createAssociatedTokenAccountIdempotent, createMint, getAccount, mintTo, TOKEN_2022_PROGRAM_ID } from "@solana/spl-token";
+import { Connection, Keypair, PublicKey } from "@solana/web3.js";
 import { chromium } from "playwright-core";
 import {
   buildTransaction,
@@ -152,6 +153,9 @@ describe("the client in headless Chromium against the local validator", { skip: 
   const OPEN_FEE = 5000;
   let run;
   let connection;
+  let parent;
+  let mint;
+  let parentAta;
 
   before(async () => {
     connection = new Connection(rpcUrl, { commitment: "confirmed", wsEndpoint: wsUrl });
@@ -170,7 +174,14 @@ describe("the client in headless Chromium against the local validator", { skip: 
     tx.sign(admin);
     await sendAndConfirm(connection, tx);
 
-    const query = `?rpc=${encodeURIComponent(rpcUrl)}&ws=${encodeURIComponent(wsUrl)}`;
+    // The parent's tokens: a Token-2022 mint and 5 tokens (6 decimals) in its associated account.
+    parent = Keypair.generate();
+    mint = await createMint(connection, admin, admin.publicKey, null, 6, undefined, { commitment: "confirmed" }, TOKEN_2022_PROGRAM_ID);
+    parentAta = await createAssociatedTokenAccountIdempotent(connection, admin, mint, parent.publicKey, { commitment: "confirmed" }, TOKEN_2022_PROGRAM_ID);
+    await mintTo(connection, admin, mint, parentAta, admin, 5_000_000n, [], { commitment: "confirmed" }, TOKEN_2022_PROGRAM_ID);
+
+    const query = `?rpc=${encodeURIComponent(rpcUrl)}&ws=${encodeURIComponent(wsUrl)}` +
+      `&parent=${encodeURIComponent(Buffer.from(parent.secretKey).toString("base64"))}&mint=${mint.toBase58()}`;
     run = await runPage(query, 180_000);
   });
 
@@ -205,16 +216,16 @@ describe("the client in headless Chromium against the local validator", { skip: 
 
   it("left the chain as the session implies", async () => {
     const r = run.outcome.result;
-    const { PublicKey } = await import("@solana/web3.js");
     const key = (s) => new PublicKey(s);
     assert.equal(await connection.getAccountInfo(key(r.vault), "confirmed"), null, "the vault is closed");
     assert.equal(await connection.getBalance(key(r.venue), "confirmed"), 101_000_000, "the venue got the trade and its fee");
     // The session key got 0.01 SOL at opening and paid one signature fee (its refused trade
     // failed in preflight and never landed).
     assert.equal(await connection.getBalance(key(r.ephemeral), "confirmed"), 10_000_000 - 5000);
-    // The parent: 2 SOL, less the trade (0.101 SOL), the session key's 0.01 SOL and two fees;
-    // the vault's rent and the cleanup reward came back to it as the caller.
-    assert.equal(await connection.getBalance(key(r.parent), "confirmed"), 2_000_000_000 - 101_000_000 - 10_000_000 - 2 * OPEN_FEE);
+    // The parent: 2 SOL, less the SOL trade (0.101 SOL), the session keys' 0.01 and 0.005 SOL and
+    // four fees (two sessions opened and closed); the vaults' rent and the cleanup rewards came
+    // back to it as the caller.
+    assert.equal(await connection.getBalance(key(r.parent), "confirmed"), 2_000_000_000 - 101_000_000 - 10_000_000 - 5_000_000 - 4 * OPEN_FEE);
 
     // Only the session key signed the trade.
     const trade = await connection.getTransaction(r.signatures.trade, { commitment: "confirmed", maxSupportedTransactionVersion: 0 });
@@ -228,5 +239,21 @@ describe("the client in headless Chromium against the local validator", { skip: 
     assert.equal(cleaned.returnedAmount, 399_000_000n);
     assert.equal(cleaned.caller.toBase58(), r.parent);
     assert.equal(String(cleaned.reward), r.cleaned.reward);
+  });
+
+  it("ran a Token-2022 session whose trade created the venue's token account", async () => {
+    const t = run.outcome.result.token;
+    assert.ok(t, "the page ran the token session");
+    assert.equal(t.deposited, "3000000");
+    assert.equal(t.tradeDestination, t.venueTokenAccount);
+    assert.equal(t.returned, "2500000");
+    const venueAccount = await getAccount(connection, new PublicKey(t.venueTokenAccount), "confirmed", TOKEN_2022_PROGRAM_ID);
+    assert.equal(venueAccount.amount, 500_000n);
+    assert.ok(venueAccount.owner.equals(new PublicKey(run.outcome.result.venue)));
+    assert.equal((await getAccount(connection, parentAta, "confirmed", TOKEN_2022_PROGRAM_ID)).amount, 4_500_000n);
+    assert.equal(await connection.getAccountInfo(new PublicKey(t.vault), "confirmed"), null);
+    // The session key paid its trade's fee and the venue's account rent from its 0.005 SOL.
+    const rent = await connection.getMinimumBalanceForRentExemption((await connection.getAccountInfo(new PublicKey(t.venueTokenAccount))).data.length);
+    assert.equal(await connection.getBalance(new PublicKey(t.ephemeral), "confirmed"), 5_000_000 - OPEN_FEE - rent);
   });
 });

@@ -19,6 +19,7 @@ import {
   sessionRef,
   setPausedInstruction,
   token2022,
+  associatedTokenAddress,
   topUpFeesInstruction,
   updateConfigInstruction,
   vaultCoder,
@@ -150,8 +151,11 @@ async function run(): Promise<Record<string, unknown>> {
   if (!rpc || !ws) throw new Error("the page needs ?rpc=...&ws=...");
   const connection = new Connection(rpc, { commitment: "confirmed", wsEndpoint: ws });
 
-  // The parent: a keypair standing in for a wallet adapter, funded by the local faucet.
-  const parent = Keypair.generate();
+  // The parent: a keypair standing in for a wallet adapter (the test made it and gave it tokens
+  // of a Token-2022 mint), funded with SOL by the local faucet here.
+  const secret = params.get("parent");
+  const parent = secret ? Keypair.fromSecretKey(Uint8Array.from(atob(secret), (c) => c.charCodeAt(0))) : Keypair.generate();
+  const mintParam = params.get("mint");
   const airdrop = await connection.requestAirdrop(parent.publicKey, 2 * LAMPORTS_PER_SOL);
   const blockhash = await connection.getLatestBlockhash("confirmed");
   await connection.confirmTransaction({ signature: airdrop, ...blockhash }, "confirmed");
@@ -212,6 +216,26 @@ async function run(): Promise<Record<string, unknown>> {
   await until(() => updates.some((u) => u.status === "closed"), "the closing update");
   await subscription.unsubscribe();
 
+  // A Token-2022 session: the trade creates the venue's token account (the session key pays).
+  let token: Record<string, unknown> | null = null;
+  if (mintParam) {
+    const mint = new PublicKey(mintParam);
+    const t = await client.openSession({ asset: token2022(mint), deposit: 3_000_000n, perTradeCap: 1_000_000n, durationSecs: 600, feeTopUp: 5_000_000n });
+    const tokenTrade = await t.session.trade({ destination: venue, amount: 400_000n, fee: 100_000n, createDestinationAccount: true });
+    const tokenEphemeral = t.session.ephemeral!.publicKey;
+    const tokenClosed = await t.session.closeEarly();
+    if (tokenClosed === null) throw new Error("closeEarly found no token vault");
+    token = {
+      vault: t.session.vault.toBase58(),
+      ephemeral: tokenEphemeral.toBase58(),
+      venueTokenAccount: associatedTokenAddress(mint, venue, t.session.asset.kind === "token" ? t.session.asset.tokenProgram : undefined).toBase58(),
+      deposited: String(eventData(t.events, "Deposited").received),
+      tradeDestination: eventData(tokenTrade.events, "TradeExecuted").destination.toBase58(),
+      returned: String(eventData(tokenClosed.events, "VaultCleaned").returnedAmount),
+      signatures: { open: t.signature, trade: tokenTrade.signature, close: tokenClosed.signature },
+    };
+  }
+
   return {
     globalsBefore,
     globalsAfter: nodeGlobals(),
@@ -234,6 +258,7 @@ async function run(): Promise<Record<string, unknown>> {
       balance: state ? String(state.balance) : null,
     },
     cleaned: { reason: cleaned.reason, returnedAmount: String(cleaned.returnedAmount), reward: String(cleaned.reward) },
+    token,
     updates: updates.map((u) => ({
       cause: u.cause,
       status: u.status,
