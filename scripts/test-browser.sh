@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The TypeScript client in a real browser. Packs app/ as a frontend would install it (npm pack),
 # installs it into tests/browser (a page with no polyfill configuration), type-checks that page
-# as a strict consumer (skipLibCheck: false), bundles it with Vite, prints what the client adds to
-# a bundle, and loads it in headless Chromium (Debian's, through playwright-core):
+# as a strict consumer (skipLibCheck: false), bundles it with Vite and with webpack 5, prints what
+# the client adds to a bundle, and loads both bundles in headless Chromium (Debian's, through
+# playwright-core):
 #
 #   - offline: every instruction builder, account decoding, a signed transaction, error parsing;
 #   - with a local validator (scripts/validator.sh find): openSession -> trade -> subscribe ->
@@ -74,11 +75,13 @@ if [ -n "$ours" ]; then
   die "the client's declarations (or the page) need Node's types"
 fi
 
-# 4. Bundles: the page (client, web3.js, spl-token), and the client alone with web3.js,
-# spl-token and buffer external (what it adds to a Solana frontend).
-log "bundling the page with Vite"
+# 4. Bundles: the page (client and web3.js) by Vite and by webpack, and the client alone with
+# web3.js and buffer external (what it adds to a Solana frontend).
+log "bundling the page with Vite, and with webpack"
 (cd "$page" && node_modules/.bin/vite build --logLevel warn)
 (cd "$page" && node_modules/.bin/vite build --config vite.size.config.mjs --logLevel warn)
+(cd "$page" && rm -rf build-js && node_modules/.bin/tsc -p tsconfig.json --noEmit false --outDir build-js &&
+  node_modules/.bin/webpack --config webpack.config.mjs --stats errors-warnings && cp webpack.html dist-webpack/index.html)
 (cd "$page" && node -e '
 const { gzipSync } = require("node:zlib");
 const { readdirSync, readFileSync } = require("node:fs");
@@ -88,8 +91,8 @@ const size = (dir) => {
   const gz = files.reduce((n, b) => n + gzipSync(b).length, 0);
   return `${(raw / 1000).toFixed(1)} kB minified, ${(gz / 1000).toFixed(1)} kB gzip`;
 };
-console.log(`bundle size: the client adds ${size("dist-size/assets")} (everything it exports; web3.js, spl-token and buffer external)`);
-console.log(`bundle size: the test page with web3.js and spl-token: ${size("dist/assets")}`);
+console.log(`bundle size: the client adds ${size("dist-size/assets")} (everything it exports; web3.js and buffer external)`);
+console.log(`bundle size: the test page (client and web3.js): ${size("dist/assets")}`);
 ')
 
 # 5. A local validator with the program, when there is one.
