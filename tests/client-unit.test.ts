@@ -3,10 +3,13 @@
 // forged events.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { describe, it } from "node:test";
 
 import { AnchorProvider, type Wallet } from "@anchor-lang/core";
+import * as splToken from "@solana/spl-token";
 import { TOKEN_2022_PROGRAM_ID, getAssociatedTokenAddressSync } from "@solana/spl-token";
 import { Connection, Keypair, PublicKey, SendTransactionError, SystemProgram } from "@solana/web3.js";
 import BN from "bn.js";
@@ -16,7 +19,6 @@ import {
   asSessionId,
   BPF_LOADER_UPGRADEABLE_ID,
   cleanupVaultInstruction,
-  coder,
   configAddress,
   createSessionInstruction,
   decodeEvent,
@@ -31,6 +33,19 @@ import {
   parseTransactionError,
   programDataAddress,
   PROGRAM_ID,
+  ASSOCIATED_TOKEN_PROGRAM_ID,
+  associatedTokenAccountIdempotentInstruction,
+  associatedTokenAddress,
+  TOKEN_PROGRAM_ID,
+  TOKEN_2022_PROGRAM_ID as OUR_TOKEN_2022_PROGRAM_ID,
+  fetchTransactionEvents,
+  MAX_SUPPORTED_TRANSACTION_VERSION,
+  UnsupportedTransactionVersionError,
+  decodeConfig,
+  decodeVault,
+  vaultCoder,
+  BorshDecodeError,
+  type IdlTypeSpec,
   sessionIdFromUuid,
   sessionIdToUuid,
   sessionRef,
@@ -39,12 +54,12 @@ import {
   TransactionFailedError,
   vaultAddress,
   VaultErrorCode,
-  vaultProgram,
   VaultProgramError,
   vaultTokenAddress,
   type ResolvedInstruction,
   type VaultConnection,
 } from "../app/dist/index.js";
+import { coder, vaultProgram } from "../app/dist/anchor.js";
 import { REPO_ROOT } from "./harness/chain.js";
 
 const enc = (s: string) => Buffer.from(s);
@@ -65,6 +80,27 @@ describe("addresses", () => {
     // Another deployment's addresses.
     const other = Keypair.generate().publicKey;
     assert.ok(configAddress(other).equals(find([enc("config")], other)));
+  });
+
+  it("derive associated token accounts and their idempotent creation as @solana/spl-token does", () => {
+    assert.ok(TOKEN_PROGRAM_ID.equals(splToken.TOKEN_PROGRAM_ID));
+    assert.ok(OUR_TOKEN_2022_PROGRAM_ID.equals(splToken.TOKEN_2022_PROGRAM_ID));
+    assert.ok(ASSOCIATED_TOKEN_PROGRAM_ID.equals(splToken.ASSOCIATED_TOKEN_PROGRAM_ID));
+    for (const program of [splToken.TOKEN_PROGRAM_ID, splToken.TOKEN_2022_PROGRAM_ID]) {
+      const [payer, mint] = [Keypair.generate().publicKey, Keypair.generate().publicKey];
+      const owner = vaultAddress(payer, newSessionId()); // off the curve
+      assert.ok(associatedTokenAddress(mint, owner, program).equals(getAssociatedTokenAddressSync(mint, owner, true, program)));
+      const ours = associatedTokenAccountIdempotentInstruction({ payer, owner, mint, tokenProgram: program });
+      const theirs = splToken.createAssociatedTokenAccountIdempotentInstruction(
+        payer, getAssociatedTokenAddressSync(mint, owner, true, program), owner, mint, program,
+      );
+      assert.ok(ours.programId.equals(theirs.programId));
+      assert.deepEqual(Buffer.from(ours.data), Buffer.from(theirs.data));
+      assert.deepEqual(
+        ours.keys.map((k) => [k.pubkey.toBase58(), k.isSigner, k.isWritable]),
+        theirs.keys.map((k) => [k.pubkey.toBase58(), k.isSigner, k.isWritable]),
+      );
+    }
   });
 
   it("session ids are UUIDs", () => {
@@ -252,6 +288,155 @@ describe("events", () => {
     const unknown = Buffer.concat([Buffer.from(EVENT_IX_TAG_LE), Buffer.alloc(8, 7), Buffer.alloc(8)]);
     assert.throws(() => eventsFromInstructions([ix({ data: unknown })], { strict: true }), EventDecodeError);
     assert.throws(() => decodeEvent(new Uint8Array(4)), EventDecodeError);
+  });
+});
+
+// Anchor's own BorshCoder is the oracle for this package's codec: random values of every type
+// the IDL declares, encoded by one and decoded by the other.
+describe("borsh codec (checked against Anchor's BorshCoder)", () => {
+  type Def = { name: string; type: { kind: "struct"; fields: { name: string; type: IdlTypeSpec }[] } | { kind: "enum"; variants: { name: string }[] } };
+  const raw = IDL as unknown as {
+    types: Def[];
+    instructions: { name: string; args: { name: string; type: IdlTypeSpec }[] }[];
+    events: { name: string }[];
+  };
+  const defs = new Map(raw.types.map((t) => [t.name, t.type]));
+  const camel = (n: string) => n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()).replace(/^[A-Z]/, (c) => c.toLowerCase());
+  let seed = 7;
+  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const randBig = (bits: number) => Array.from({ length: bits / 8 }, () => BigInt(rand(256))).reduce((a, b) => (a << 8n) | b, 0n);
+
+  /** [what Anchor's coder takes and returns, what this package takes and returns]. */
+  function sample(type: IdlTypeSpec): [unknown, unknown] {
+    if (typeof type === "string") {
+      switch (type) {
+        case "u8": { const v = rand(256); return [v, v]; }
+        case "u16": { const v = rand(65536); return [v, v]; }
+        case "u32": { const v = rand(2 ** 31) * 2 + rand(2); return [v, v]; }
+        case "u64": { const v = randBig(64); return [new BN(v.toString()), v]; }
+        case "i64": { const v = rand(2 ** 31) * (rand(2) ? -1 : 1) * 1000; return [new BN(v), v]; }
+        case "bool": { const v = rand(2) === 1; return [v, v]; }
+        case "pubkey": { const v = Keypair.generate().publicKey; return [v, v]; }
+        default: throw new Error(`no sampler for ${type}`);
+      }
+    }
+    if ("option" in type) {
+      if (rand(2) === 0) return [null, null];
+      return sample(type.option);
+    }
+    if ("vec" in type) {
+      const items = Array.from({ length: rand(4) }, () => sample(type.vec));
+      return [items.map((i) => i[0]), items.map((i) => i[1])];
+    }
+    if ("array" in type) {
+      const [inner, len] = type.array;
+      const items = Array.from({ length: len }, () => sample(inner));
+      return [items.map((i) => i[0]), inner === "u8" ? Uint8Array.from(items.map((i) => i[1] as number)) : items.map((i) => i[1])];
+    }
+    const def = defs.get(type.defined.name)!;
+    if (def.kind === "enum") {
+      const v = camel(def.variants[rand(def.variants.length)]!.name);
+      return [{ [v]: {} }, v];
+    }
+    const a: Record<string, unknown> = {};
+    const o: Record<string, unknown> = {};
+    for (const f of def.fields) [a[camel(f.name)], o[camel(f.name)]] = sample(f.type);
+    return [a, o];
+  }
+
+  it("encodes every instruction's arguments as Anchor does", () => {
+    for (const ix of raw.instructions) {
+      for (let round = 0; round < 5; round++) {
+        const anchorArgs: Record<string, unknown> = {};
+        const ourArgs: Record<string, unknown> = {};
+        for (const arg of ix.args) [anchorArgs[camel(arg.name)], ourArgs[camel(arg.name)]] = sample(arg.type);
+        assert.deepEqual(
+          Buffer.from(vaultCoder.encodeInstruction(camel(ix.name), ourArgs)),
+          coder.instruction.encode(camel(ix.name), anchorArgs),
+          ix.name,
+        );
+      }
+    }
+  });
+
+  it("decodes every type Anchor encodes, and encodes it back byte for byte", () => {
+    for (const t of raw.types) {
+      for (let round = 0; round < 5; round++) {
+        const [anchorValue, ours] = sample({ defined: { name: t.name } });
+        const bytes = coder.types.encode(camel(t.name), anchorValue);
+        assert.deepEqual(vaultCoder.decodeType(t.name, bytes), ours, t.name);
+        assert.deepEqual(Buffer.from(vaultCoder.encodeType(t.name, ours)), bytes, t.name);
+      }
+    }
+  });
+
+  it("decodes the Vault and Config accounts as Anchor encodes them, and refuses another discriminator", async () => {
+    const [anchorVault, ourVault] = sample({ defined: { name: "Vault" } }) as [Record<string, unknown>, Record<string, unknown>];
+    (anchorVault as { destinationCount: number }).destinationCount = 2;
+    const vaultBytes = await coder.accounts.encode("vault", anchorVault);
+    const vault = decodeVault(vaultBytes);
+    assert.deepEqual(vault.destinations, (ourVault.destinations as PublicKey[]).slice(0, 2));
+    assert.equal(vault.approvedAmount, ourVault.approvedAmount);
+    assert.equal(vault.expiresAt, ourVault.expiresAt);
+    assert.deepEqual(vault.sessionId, ourVault.sessionId);
+    assert.equal(vault.status, ourVault.status);
+    const [anchorConfig, ourConfig] = sample({ defined: { name: "Config" } }) as [Record<string, unknown>, Record<string, unknown>];
+    const config = decodeConfig(await coder.accounts.encode("config", anchorConfig));
+    assert.equal(config.feeTopUpCap, ourConfig.feeTopUpCap);
+    assert.equal(config.maxSessionDuration, ourConfig.maxSessionDuration);
+    assert.ok(config.admin.equals(ourConfig.admin as PublicKey));
+    const configBytes = await coder.accounts.encode("config", anchorConfig);
+    assert.throws(() => decodeVault(configBytes), BorshDecodeError);
+    assert.throws(() => decodeVault(vaultBytes.subarray(0, 100)), BorshDecodeError);
+  });
+
+  it("app/src/internal/anchor-errors.ts is in sync with @anchor-lang/core (npm run check-anchor-errors)", () => {
+    execFileSync(process.execPath, [resolve(REPO_ROOT, "app/scripts/sync-anchor-errors.mjs"), "--check"], { stdio: "pipe" });
+  });
+});
+
+describe("transaction versions", () => {
+  it("asks for the newest version web3.js reads, and names a newer one with a typed error", async () => {
+    // A JSON-RPC endpoint answering getTransaction as a node does for a version-1 transaction
+    // asked for with a lower maxSupportedTransactionVersion (error -32015), read through a real
+    // web3.js Connection.
+    const asked: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c));
+      req.on("end", () => {
+        const rpc = JSON.parse(body) as { id: number; method: string; params: [string, { maxSupportedTransactionVersion?: number }] };
+        asked.push(rpc.params[1]?.maxSupportedTransactionVersion);
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({
+          jsonrpc: "2.0", id: rpc.id,
+          error: {
+            code: -32015,
+            message: 'Transaction version (1) is not supported by the requesting client. Please try the request again with the following configuration parameter: "maxSupportedTransactionVersion": 1',
+          },
+        }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const connection = new Connection(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const signature = "5".repeat(88);
+      await assert.rejects(fetchTransactionEvents(connection, signature), (e: unknown) => {
+        assert.ok(e instanceof UnsupportedTransactionVersionError, String(e));
+        assert.equal(e.version, 1);
+        assert.equal(e.signature, signature);
+        assert.equal(e.maxSupportedVersion, MAX_SUPPORTED_TRANSACTION_VERSION);
+        return true;
+      });
+      assert.deepEqual(asked, [MAX_SUPPORTED_TRANSACTION_VERSION]);
+      assert.equal(MAX_SUPPORTED_TRANSACTION_VERSION, 0, "web3.js 1.x reads legacy and version 0");
+    } finally {
+      server.close();
+    }
+
+    // A reader that hands back a newer transaction instead of refusing it.
+    const newer = { getTransaction: async () => ({ version: 1, meta: null, transaction: {} }) as never };
+    await assert.rejects(fetchTransactionEvents(newer, "sig"), UnsupportedTransactionVersionError);
   });
 });
 

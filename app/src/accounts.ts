@@ -1,14 +1,11 @@
 // Decoding the program's accounts and deriving what a frontend shows: a session's status
 // (with the derived "expired"), what the delegate may still spend, and how long is left.
 import { PublicKey, SYSVAR_CLOCK_PUBKEY, type AccountInfo, type Commitment } from "@solana/web3.js";
-import type BN from "bn.js";
-import { Buffer } from "buffer";
 
 import { assetFromVault, sessionRef, type Asset, type SessionRef } from "./asset.js";
 import { PROGRAM_ID, VAULT_ACCOUNT_SIZE } from "./constants.js";
 import type { AccountReader } from "./connection.js";
-import { coder } from "./idl/index.js";
-import { bnToBigInt } from "./internal/bytes.js";
+import { vaultCoder } from "./coder.js";
 import { configAddress, vaultAddress } from "./pda.js";
 import type { SessionId } from "./session-id.js";
 
@@ -63,18 +60,17 @@ export const VAULT_OFFSETS = Object.freeze({ parent: 8, delegate: 40, sessionId:
 
 type Decoded = Record<string, unknown>;
 
-const n = (v: unknown): number => (v as BN).toNumber();
-const big = (v: unknown): bigint => bnToBigInt(v as BN);
-const enumName = (v: unknown): string => Object.keys(v as object)[0]!;
+const n = (v: unknown): number => v as number;
+const big = (v: unknown): bigint => v as bigint;
 
 /** Decodes a vault account's data (checks the discriminator). */
 export function decodeVault(data: Uint8Array): VaultAccount {
-  const d = coder.accounts.decode<Decoded>("vault", toBuffer(data));
+  const d = vaultCoder.decodeAccount<Decoded>("Vault", data);
   const count = Math.min(d.destinationCount as number, (d.destinations as PublicKey[]).length);
   return {
     parent: d.parent as PublicKey,
     delegate: d.delegate as PublicKey,
-    sessionId: Uint8Array.from(d.sessionId as number[]),
+    sessionId: d.sessionId as Uint8Array,
     mint: d.mint as PublicKey,
     tokenProgram: d.tokenProgram as PublicKey,
     approvedAmount: big(d.approvedAmount),
@@ -91,7 +87,7 @@ export function decodeVault(data: Uint8Array): VaultAccount {
     lastActivity: n(d.lastActivity),
     revokedAt: n(d.revokedAt),
     delegateRotations: d.delegateRotations as number,
-    status: enumName(d.status) as StoredVaultStatus,
+    status: d.status as StoredVaultStatus,
     bump: d.bump as number,
     tokenAccountBump: d.tokenAccountBump as number,
   };
@@ -99,7 +95,7 @@ export function decodeVault(data: Uint8Array): VaultAccount {
 
 /** Decodes the config account's data (checks the discriminator). */
 export function decodeConfig(data: Uint8Array): ConfigAccount {
-  const d = coder.accounts.decode<Decoded>("config", toBuffer(data));
+  const d = vaultCoder.decodeAccount<Decoded>("Config", data);
   return {
     admin: d.admin as PublicKey,
     paused: d.paused as boolean,
@@ -110,11 +106,6 @@ export function decodeConfig(data: Uint8Array): ConfigAccount {
     cleanupRewardCap: big(d.cleanupRewardCap),
     bump: d.bump as number,
   };
-}
-
-/** A Buffer view of bytes (Anchor's coders read with Buffer methods). */
-export function toBuffer(data: Uint8Array): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** A session as a frontend shows it. */
@@ -187,7 +178,7 @@ export async function fetchChainTime(connection: AccountReader, commitment?: Com
   return decodeClockUnixTimestamp(info.data);
 }
 
-function isVaultAccountInfo(info: AccountInfo<Buffer> | null, programId: PublicKey): info is AccountInfo<Buffer> {
+function isVaultAccountInfo(info: AccountInfo<Uint8Array> | null, programId: PublicKey): info is AccountInfo<Uint8Array> {
   return info !== null && info.lamports > 0 && info.owner.equals(programId) && info.data.length > 0;
 }
 
@@ -209,7 +200,7 @@ export async function fetchSession(
 ): Promise<SessionState | null> {
   const programId = options.programId ?? (session instanceof PublicKey ? PROGRAM_ID : session.programId ?? PROGRAM_ID);
   const address = session instanceof PublicKey ? session : vaultAddress(session.parent, session.sessionId, programId);
-  let info: AccountInfo<Buffer> | null;
+  let info: AccountInfo<Uint8Array> | null;
   let now = options.now;
   if (now === undefined) {
     const [vault, clock] = await connection.getMultipleAccountsInfo([address, SYSVAR_CLOCK_PUBKEY], options.commitment);
@@ -238,7 +229,7 @@ export interface ProgramAccountsReader {
   getProgramAccounts(
     programId: PublicKey,
     config?: { commitment?: Commitment; filters?: ({ memcmp: { offset: number; bytes: string } } | { dataSize: number })[] },
-  ): Promise<ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Buffer> }> | { context: unknown; value: ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Buffer> }> }>;
+  ): Promise<ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Uint8Array> }> | { context: unknown; value: ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Uint8Array> }> }>;
 }
 
 /** Every open session of a parent (or, with `by: "delegate"`, of a delegate), judged at `now`. */
@@ -255,7 +246,7 @@ export async function fetchSessionsOf(
   });
   const rows = Array.isArray(result) ? result : (result as { value: typeof result }).value;
   const now = options.now ?? Math.floor(Date.now() / 1000);
-  return (rows as ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Buffer> }>)
+  return (rows as ReadonlyArray<{ pubkey: PublicKey; account: AccountInfo<Uint8Array> }>)
     .filter((r) => isVaultAccountInfo(r.account, programId))
     .map((r) => deriveSessionState(r.pubkey, decodeVault(r.account.data), now, r.account.lamports, programId));
 }

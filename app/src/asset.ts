@@ -1,7 +1,7 @@
-import { TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, getAssociatedTokenAddressSync } from "@solana/spl-token";
-import { PublicKey } from "@solana/web3.js";
+import { PublicKey, SystemProgram, TransactionInstruction } from "@solana/web3.js";
 
-import { PROGRAM_ID } from "./constants.js";
+import { ASSOCIATED_TOKEN_PROGRAM_ID, PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID } from "./constants.js";
+import { toWeb3Buffer } from "./internal/web3-bytes.js";
 import { vaultAddress, vaultTokenAddress } from "./pda.js";
 import { asSessionId, type SessionId } from "./session-id.js";
 
@@ -32,10 +32,44 @@ export function assetFromVault(mint: PublicKey, tokenProgram: PublicKey): Asset 
   return mint.equals(PublicKey.default) ? SOL : splToken(mint, tokenProgram);
 }
 
-/** The associated token account of `owner` for a token asset (owners off the curve allowed). */
+/**
+ * The associated token account of `owner` for a token asset (owners off the curve allowed): the
+ * associated token program's PDA of [owner, token program, mint]. Derived here rather than with
+ * @solana/spl-token, parts of which need a global Buffer in browsers.
+ */
 export function associatedTokenAccount(asset: Asset, owner: PublicKey): PublicKey {
   if (asset.kind !== "token") throw new TypeError("a SOL session has no token accounts");
-  return getAssociatedTokenAddressSync(asset.mint, owner, true, asset.tokenProgram);
+  return associatedTokenAddress(asset.mint, owner, asset.tokenProgram);
+}
+
+/** The associated token account of `owner` for `mint` under `tokenProgram`. */
+export function associatedTokenAddress(mint: PublicKey, owner: PublicKey, tokenProgram: PublicKey = TOKEN_PROGRAM_ID): PublicKey {
+  return PublicKey.findProgramAddressSync([owner.toBytes(), tokenProgram.toBytes(), mint.toBytes()], ASSOCIATED_TOKEN_PROGRAM_ID)[0];
+}
+
+/**
+ * The associated token program's `CreateIdempotent` (instruction 1): creates `owner`'s associated
+ * token account for `mint` unless it exists; `payer` signs and pays its rent.
+ */
+export function associatedTokenAccountIdempotentInstruction(p: {
+  payer: PublicKey;
+  owner: PublicKey;
+  mint: PublicKey;
+  tokenProgram?: PublicKey;
+}): TransactionInstruction {
+  const tokenProgram = p.tokenProgram ?? TOKEN_PROGRAM_ID;
+  return new TransactionInstruction({
+    programId: ASSOCIATED_TOKEN_PROGRAM_ID,
+    keys: [
+      { pubkey: p.payer, isSigner: true, isWritable: true },
+      { pubkey: associatedTokenAddress(p.mint, p.owner, tokenProgram), isSigner: false, isWritable: true },
+      { pubkey: p.owner, isSigner: false, isWritable: false },
+      { pubkey: p.mint, isSigner: false, isWritable: false },
+      { pubkey: SystemProgram.programId, isSigner: false, isWritable: false },
+      { pubkey: tokenProgram, isSigner: false, isWritable: false },
+    ],
+    data: toWeb3Buffer(Uint8Array.of(1)),
+  });
 }
 
 /** Names one session: enough to derive every account its instructions need. */
@@ -70,5 +104,3 @@ export function sessionVaultTokenAccount(session: SessionRef): PublicKey | null 
     ? vaultTokenAddress(sessionVault(session), sessionProgramId(session))
     : null;
 }
-
-export { TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID };

@@ -1,6 +1,5 @@
 // The parts of web3.js's `Connection` this package uses, as structural types: a real
 // `Connection` satisfies each, and so can a test double or another transport.
-import type { Buffer } from "buffer";
 import type {
   AccountChangeCallback,
   AccountInfo,
@@ -17,13 +16,13 @@ import type {
 } from "@solana/web3.js";
 
 export interface AccountReader {
-  getAccountInfo(publicKey: PublicKey, commitment?: Commitment): Promise<AccountInfo<Buffer> | null>;
-  getMultipleAccountsInfo(publicKeys: PublicKey[], commitment?: Commitment): Promise<(AccountInfo<Buffer> | null)[]>;
+  getAccountInfo(publicKey: PublicKey, commitment?: Commitment): Promise<AccountInfo<Uint8Array> | null>;
+  getMultipleAccountsInfo(publicKeys: PublicKey[], commitment?: Commitment): Promise<(AccountInfo<Uint8Array> | null)[]>;
 }
 
 export interface TransactionSender {
   getLatestBlockhash(commitment?: Commitment): Promise<BlockhashWithExpiryBlockHeight>;
-  sendRawTransaction(rawTransaction: Buffer | Uint8Array | Array<number>, options?: SendOptions): Promise<string>;
+  sendRawTransaction(rawTransaction: Uint8Array | Array<number>, options?: SendOptions): Promise<string>;
   confirmTransaction(
     strategy: BlockheightBasedTransactionConfirmationStrategy,
     commitment?: Commitment,

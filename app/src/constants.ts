@@ -1,12 +1,21 @@
 import { PublicKey } from "@solana/web3.js";
 
-import { IDL_PROGRAM_ID } from "./idl/index.js";
+import { IDL_PROGRAM_ID } from "./coder.js";
 
 /** The Ephemeral Vault program's address (from the IDL). Every helper takes another as an option. */
 export const PROGRAM_ID: PublicKey = IDL_PROGRAM_ID;
 
 /** The upgradeable BPF loader, owner of the program's ProgramData account. */
 export const BPF_LOADER_UPGRADEABLE_ID = new PublicKey("BPFLoaderUpgradeab1e11111111111111111111111");
+
+/** The SPL Token program. */
+export const TOKEN_PROGRAM_ID = new PublicKey("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
+
+/** The Token-2022 program. */
+export const TOKEN_2022_PROGRAM_ID = new PublicKey("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb");
+
+/** The associated token account program. */
+export const ASSOCIATED_TOKEN_PROGRAM_ID = new PublicKey("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
 
 /** PDA seeds, as the program's `state/seeds.rs` defines them. */
 export const CONFIG_SEED = new TextEncoder().encode("config");
@@ -36,3 +45,11 @@ export const VAULT_ACCOUNT_SIZE = 384;
 export const CONFIG_ACCOUNT_SIZE = 140;
 
 export const LAMPORTS_PER_SOL = 1_000_000_000n;
+
+/**
+ * The newest transaction version this package reads: @solana/web3.js 1.x parses "legacy" and
+ * version 0 only. Asked for as `maxSupportedTransactionVersion`, so a node answers a newer
+ * transaction with an error (an UnsupportedTransactionVersionError here) instead of a response
+ * web3.js would fail to parse.
+ */
+export const MAX_SUPPORTED_TRANSACTION_VERSION = 0;

@@ -3,11 +3,11 @@
 // VaultProgramError carrying the program's own message from the IDL when our program raised one
 // of its errors, an AnchorFrameworkError when our program refused in one of Anchor's account
 // checks, and a TransactionFailedError for anything else.
-import { LangErrorCode, LangErrorMessage } from "@anchor-lang/core";
 import { PublicKey } from "@solana/web3.js";
 
+import { IDL_ERRORS } from "./coder.js";
 import { ERROR_CODE_OFFSET, PROGRAM_ID } from "./constants.js";
-import { IDL_ERRORS } from "./idl/index.js";
+import { ANCHOR_ERRORS } from "./internal/anchor-errors.js";
 
 /** The program's error codes (`errors.rs`), checked against the IDL by the tests. */
 export const VaultErrorCode = Object.freeze({
@@ -46,9 +46,8 @@ export const VaultErrorCode = Object.freeze({
 export type VaultErrorName = keyof typeof VaultErrorCode;
 
 const BY_CODE = new Map(IDL_ERRORS.map((e) => [e.code, e]));
-const LANG_NAMES = new Map<number, string>(
-  Object.entries(LangErrorCode as Record<string, number>).map(([name, code]) => [code, name]),
-);
+const LANG_NAMES = new Map<number, string>(ANCHOR_ERRORS.map(([code, name]) => [code, name]));
+const LANG_MESSAGES = new Map<number, string>(ANCHOR_ERRORS.map(([code, , msg]) => [code, msg]));
 
 /** The program's message for an error code (from the IDL), if it is one of the program's. */
 export function vaultErrorMessage(code: number): string | undefined {
@@ -95,7 +94,7 @@ export class AnchorFrameworkError extends Error {
 
   constructor(code: number, ctx: Context) {
     const name = LANG_NAMES.get(code) ?? `AnchorError${code}`;
-    const msg = LangErrorMessage.get(code) ?? `Anchor error ${code}`;
+    const msg = LANG_MESSAGES.get(code) ?? `Anchor error ${code}`;
     super(`${name} (${code}): ${msg}`, ctx.cause === undefined ? undefined : { cause: ctx.cause });
     this.name = "AnchorFrameworkError";
     this.code = code;
@@ -128,6 +127,46 @@ export class TransactionFailedError extends Error {
     this.logs = ctx.logs;
     this.instructionIndex = ctx.instructionIndex;
   }
+}
+
+/**
+ * A node returned (or refused to return) a transaction in a version newer than this package
+ * reads (`MAX_SUPPORTED_TRANSACTION_VERSION`): its events and logs cannot be read here.
+ */
+export class UnsupportedTransactionVersionError extends Error {
+  readonly signature: string;
+  /** The transaction's version, when the node said. */
+  readonly version: number | null;
+  readonly maxSupportedVersion: number;
+
+  constructor(signature: string, version: number | null, maxSupportedVersion: number, cause?: unknown) {
+    super(
+      `transaction ${signature} has version ${version ?? "unknown"}, newer than this client reads ` +
+        `(versions up to ${maxSupportedVersion}, with @solana/web3.js 1.x)`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = "UnsupportedTransactionVersionError";
+    this.signature = signature;
+    this.version = version;
+    this.maxSupportedVersion = maxSupportedVersion;
+  }
+}
+
+/** JSON-RPC error code of a node asked for a transaction newer than `maxSupportedTransactionVersion`. */
+export const RPC_UNSUPPORTED_TRANSACTION_VERSION = -32015;
+
+/**
+ * The version a node named when it refused a transaction as too new for the client (JSON-RPC
+ * error -32015, "Transaction version (N) is not supported by the requesting client"), else
+ * undefined. null when the error is that one but names no version.
+ */
+export function unsupportedTransactionVersion(err: unknown): number | null | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const e = err as { code?: unknown; message?: unknown };
+  const message = typeof e.message === "string" ? e.message : "";
+  const m = /Transaction version \((\d+)\) is not supported/i.exec(message);
+  if (m) return Number(m[1]);
+  return e.code === RPC_UNSUPPORTED_TRANSACTION_VERSION ? null : undefined;
 }
 
 export type ParsedTransactionError = VaultProgramError | AnchorFrameworkError | TransactionFailedError;
@@ -172,7 +211,7 @@ function fromTransactionErrorObject(value: unknown): { index: number | null; cod
 function classify(code: number, programIsOurs: boolean, ctx: Context): ParsedTransactionError | null {
   if (!programIsOurs) return null;
   if (code >= ERROR_CODE_OFFSET && BY_CODE.has(code)) return new VaultProgramError(code, ctx);
-  if (code < ERROR_CODE_OFFSET && LangErrorMessage.has(code)) return new AnchorFrameworkError(code, ctx);
+  if (code < ERROR_CODE_OFFSET && LANG_MESSAGES.has(code)) return new AnchorFrameworkError(code, ctx);
   return null;
 }
 

@@ -3,7 +3,6 @@
 // the event's discriminator and its Borsh body. Only inner instructions whose program is ours
 // and whose single account is our event authority are read: anyone can put the same bytes in an
 // instruction of their own, or in a log line.
-import { utils } from "@anchor-lang/core";
 import type {
   CompiledInstruction,
   ParsedTransactionWithMeta,
@@ -13,14 +12,13 @@ import type {
   Finality,
 } from "@solana/web3.js";
 import { PublicKey as PublicKeyClass } from "@solana/web3.js";
-import { Buffer } from "buffer";
 
 import { EVENT_IX_TAG_LE, PROGRAM_ID } from "./constants.js";
 import type { TransactionReader } from "./connection.js";
-import { CAMEL_IDL, coder } from "./idl/index.js";
-import { startsWith, toBase64 } from "./internal/bytes.js";
-import { normalizeIdlValue } from "./internal/normalize.js";
+import { BorshDecodeError, vaultCoder } from "./coder.js";
+import { fromBase58, startsWith, toHex } from "./internal/bytes.js";
 import { eventAuthorityAddress } from "./pda.js";
+import { fetchTransaction } from "./transaction.js";
 import type { SessionId } from "./session-id.js";
 
 export type CleanupReason = "expired" | "manualRevoke" | "emergency";
@@ -130,25 +128,24 @@ export class EventDecodeError extends Error {
   }
 }
 
-const RAW_EVENT_NAMES: Record<string, VaultEventName> = Object.fromEntries(
-  (CAMEL_IDL.events ?? []).map((e) => [e.name, (e.name[0]!.toUpperCase() + e.name.slice(1)) as VaultEventName]),
-);
-
 /**
  * Decodes an event from its 8-byte discriminator and Borsh body. Throws EventDecodeError for an
  * unknown discriminator or a body of the wrong length.
  */
 export function decodeEvent(data: Uint8Array): VaultEvent {
   if (data.length < 8) throw new EventDecodeError("shorter than an event discriminator");
-  const decoded = coder.events.decode(toBase64(data));
-  if (decoded === null) throw new EventDecodeError(`unknown event discriminator ${Buffer.from(data.subarray(0, 8)).toString("hex")}`);
-  const reencoded = coder.types.encode(decoded.name, decoded.data);
-  if (reencoded.length !== data.length - 8) {
-    throw new EventDecodeError(`malformed ${decoded.name}: ${data.length - 8 - reencoded.length} trailing bytes`);
+  let decoded: ReturnType<typeof vaultCoder.decodeEvent>;
+  try {
+    decoded = vaultCoder.decodeEvent(data);
+  } catch (e) {
+    if (e instanceof BorshDecodeError) throw new EventDecodeError(`malformed event: ${e.message}`);
+    throw e;
   }
-  const name = RAW_EVENT_NAMES[decoded.name];
-  if (name === undefined) throw new EventDecodeError(`unknown event ${decoded.name}`);
-  return { name, data: normalizeIdlValue(decoded.data, { defined: { name: decoded.name } }) } as VaultEvent;
+  if (decoded === null) throw new EventDecodeError(`unknown event discriminator ${toHex(data.subarray(0, 8))}`);
+  if (decoded.length !== data.length - 8) {
+    throw new EventDecodeError(`malformed ${decoded.name}: ${data.length - 8 - decoded.length} trailing bytes`);
+  }
+  return { name: decoded.name, data: decoded.data } as unknown as VaultEvent;
 }
 
 /**
@@ -207,7 +204,7 @@ export function eventsFromInstructions(instructions: ResolvedInstruction[], opti
 type AnyTransaction = VersionedTransactionResponse | TransactionResponse | ParsedTransactionWithMeta;
 
 function decodeData(data: string | Uint8Array): Uint8Array {
-  return typeof data === "string" ? utils.bytes.bs58.decode(data) : data;
+  return typeof data === "string" ? fromBase58(data) : data;
 }
 
 /** Resolves a fetched transaction's inner instructions (any of web3.js's response shapes). */
@@ -257,16 +254,16 @@ export function eventsFromTransaction(tx: AnyTransaction, options: EventOptions 
   return eventsFromInstructions(resolveInnerInstructions(tx), options);
 }
 
-/** Fetches a transaction and decodes its events. */
+/**
+ * Fetches a transaction and decodes its events. Throws UnsupportedTransactionVersionError for a
+ * transaction newer than this package reads.
+ */
 export async function fetchTransactionEvents(
   connection: TransactionReader,
   signature: string,
   options: EventOptions & { commitment?: Finality } = {},
 ): Promise<LocatedVaultEvent[]> {
-  const tx = await connection.getTransaction(signature, {
-    commitment: options.commitment ?? "confirmed",
-    maxSupportedTransactionVersion: 0,
-  });
+  const tx = await fetchTransaction(connection, signature, options.commitment ?? "confirmed");
   if (tx === null) throw new Error(`transaction ${signature} not found`);
   return eventsFromTransaction(tx, options);
 }

@@ -11,6 +11,16 @@ export * from "./errors.js";
 export * from "./ephemeral-key.js";
 export * from "./session.js";
 export type * from "./connection.js";
-export { IDL, CAMEL_IDL, coder, type EphemeralVault } from "./idl/index.js";
+export {
+  IDL,
+  IDL_PROGRAM_ID,
+  INSTRUCTIONS,
+  vaultCoder,
+  BorshDecodeError,
+  type EphemeralVault,
+  type InstructionSpec,
+  type InstructionAccountSpec,
+  type VaultAccountName,
+} from "./coder.js";
+export type { IdlTypeSpec } from "./internal/borsh.js";
 export type { Amount } from "./internal/bytes.js";
-export { vaultProgram } from "./program.js";

@@ -1,7 +1,6 @@
 // One builder per program instruction, returning a web3.js TransactionInstruction. Account order,
 // signer and writable flags come from the IDL, so they cannot drift from the program; the
 // builders only decide which address goes where (mirroring the program's Rust `sdk.rs`).
-import type { IdlInstructionAccountItem } from "@anchor-lang/core";
 import { PublicKey, SystemProgram, TransactionInstruction, type AccountMeta } from "@solana/web3.js";
 
 import {
@@ -14,8 +13,9 @@ import {
   SOL,
 } from "./asset.js";
 import { MAX_DESTINATIONS, PROGRAM_ID } from "./constants.js";
-import { CAMEL_IDL, coder } from "./idl/index.js";
-import { bn, toI64, toU64, type Amount } from "./internal/bytes.js";
+import { INSTRUCTIONS, vaultCoder } from "./coder.js";
+import { toI64, toU64, type Amount } from "./internal/bytes.js";
+import { toWeb3Buffer } from "./internal/web3-bytes.js";
 import { configAddress, eventAuthorityAddress, programDataAddress, vaultAddress, vaultTokenAddress } from "./pda.js";
 import { asSessionId, type SessionId } from "./session-id.js";
 
@@ -31,10 +31,6 @@ export interface ConfigParams {
 /** An account of an instruction: an address, or null to omit an optional account. */
 type AccountsInput = Record<string, PublicKey | null>;
 
-function flatAccounts(items: IdlInstructionAccountItem[]): IdlInstructionAccountItem[] {
-  return items.flatMap((item) => ("accounts" in item ? flatAccounts(item.accounts) : [item]));
-}
-
 /**
  * Builds an instruction from the IDL: accounts in the IDL's order with its signer / writable
  * flags; an omitted optional account is passed as the program id (Anchor's convention).
@@ -45,22 +41,21 @@ export function buildProgramInstruction(
   args: Record<string, unknown>,
   programId: PublicKey = PROGRAM_ID,
 ): TransactionInstruction {
-  const ix = CAMEL_IDL.instructions.find((i) => i.name === name);
+  const ix = INSTRUCTIONS.get(name);
   if (ix === undefined) throw new Error(`the IDL has no instruction ${name}`);
-  const expected = flatAccounts(ix.accounts);
+  const expected = ix.accounts;
   const unknown = Object.keys(accounts).filter((k) => !expected.some((a) => a.name === k));
   if (unknown.length > 0) throw new Error(`${name}: unknown accounts ${unknown.join(", ")}`);
   const keys: AccountMeta[] = expected.map((acc) => {
-    if ("accounts" in acc) throw new Error("unreachable");
     const value = accounts[acc.name];
     if (value === undefined) throw new Error(`${name}: account ${acc.name} is missing`);
     if (value === null) {
-      if (acc.optional !== true) throw new Error(`${name}: account ${acc.name} is required`);
+      if (!acc.optional) throw new Error(`${name}: account ${acc.name} is required`);
       return { pubkey: programId, isSigner: false, isWritable: false };
     }
-    return { pubkey: value, isSigner: acc.signer === true, isWritable: acc.writable === true };
+    return { pubkey: value, isSigner: acc.signer, isWritable: acc.writable };
   });
-  return new TransactionInstruction({ programId, keys, data: coder.instruction.encode(name, args) });
+  return new TransactionInstruction({ programId, keys, data: toWeb3Buffer(vaultCoder.encodeInstruction(name, args)) });
 }
 
 function eventAccounts(programId: PublicKey): AccountsInput {
@@ -85,11 +80,11 @@ function ownerTokenAccount(asset: Asset, owner: PublicKey, given: PublicKey | nu
 
 function encodeParams(params: ConfigParams) {
   return {
-    maxSessionDuration: bn(toI64(params.maxSessionDuration, "maxSessionDuration")),
-    minSessionDuration: bn(toI64(params.minSessionDuration, "minSessionDuration")),
-    feeTopUpCap: bn(toU64(params.feeTopUpCap, "feeTopUpCap")),
+    maxSessionDuration: toI64(params.maxSessionDuration, "maxSessionDuration"),
+    minSessionDuration: toI64(params.minSessionDuration, "minSessionDuration"),
+    feeTopUpCap: toU64(params.feeTopUpCap, "feeTopUpCap"),
     cleanupRewardBps: params.cleanupRewardBps,
-    cleanupRewardCap: bn(toU64(params.cleanupRewardCap, "cleanupRewardCap")),
+    cleanupRewardCap: toU64(params.cleanupRewardCap, "cleanupRewardCap"),
   };
 }
 
@@ -208,12 +203,12 @@ export function createSessionInstruction(p: CreateSessionParams): TransactionIns
     {
       args: {
         sessionId: Array.from(sessionId),
-        approvedAmount: bn(approvedAmount),
-        perTradeCap: bn(toU64(p.perTradeCap ?? approvedAmount, "perTradeCap")),
-        durationSecs: bn(toI64(p.durationSecs, "durationSecs")),
+        approvedAmount: approvedAmount,
+        perTradeCap: toU64(p.perTradeCap ?? approvedAmount, "perTradeCap"),
+        durationSecs: toI64(p.durationSecs, "durationSecs"),
         destinations,
-        initialDeposit: bn(initialDeposit),
-        feeTopUp: bn(toU64(p.feeTopUp ?? 0n, "feeTopUp")),
+        initialDeposit: initialDeposit,
+        feeTopUp: toU64(p.feeTopUp ?? 0n, "feeTopUp"),
       },
     },
     programId,
@@ -250,7 +245,7 @@ export function depositInstruction(p: {
       systemProgram: SystemProgram.programId,
       ...eventAccounts(programId),
     },
-    { amount: bn(toU64(p.amount)) },
+    { amount: toU64(p.amount) },
     programId,
   );
 }
@@ -272,7 +267,7 @@ export function withdrawInstruction(p: {
       parentTokenAccount: ownerTokenAccount(p.session.asset, p.session.parent, p.parentTokenAccount),
       ...eventAccounts(programId),
     },
-    { amount: bn(toU64(p.amount)) },
+    { amount: toU64(p.amount) },
     programId,
   );
 }
@@ -322,9 +317,9 @@ export function executeTradeInstruction(p: ExecuteTradeParams): TransactionInstr
     },
     {
       args: {
-        tradeId: bn(toU64(p.tradeId, "tradeId")),
-        amount: bn(toU64(p.amount)),
-        fee: bn(toU64(p.fee ?? 0n, "fee")),
+        tradeId: toU64(p.tradeId, "tradeId"),
+        amount: toU64(p.amount),
+        fee: toU64(p.fee ?? 0n, "fee"),
       },
     },
     programId,
@@ -346,7 +341,7 @@ export function topUpFeesInstruction(p: {
       vault: sessionVault(p.session),
       ...eventAccounts(programId),
     },
-    { amount: bn(toU64(p.amount)) },
+    { amount: toU64(p.amount) },
     programId,
   );
 }

@@ -1,11 +1,18 @@
 // The session helper a trading frontend uses: open a session in one transaction (create the
 // vault, deposit, and fund the ephemeral wallet's fees), trade with the ephemeral key alone, top
 // up, rotate the key, and close early (revoke + cleanup in one transaction).
-import { createAssociatedTokenAccountIdempotentInstruction } from "@solana/spl-token";
 import type { Commitment, PublicKey, Transaction, TransactionInstruction, VersionedTransaction } from "@solana/web3.js";
 
 import { fetchConfig, fetchSession, type ConfigAccount, type SessionState } from "./accounts.js";
-import { associatedTokenAccount, sessionRef, sessionVault, SOL, type Asset, type SessionRef } from "./asset.js";
+import {
+  associatedTokenAccount,
+  associatedTokenAccountIdempotentInstruction,
+  sessionRef,
+  sessionVault,
+  SOL,
+  type Asset,
+  type SessionRef,
+} from "./asset.js";
 import type { VaultConnection } from "./connection.js";
 import { LAMPORTS_PER_SOL, PROGRAM_ID } from "./constants.js";
 import { EphemeralKey, sealEphemeralKey, unsealEphemeralKey, type MessageSigner } from "./ephemeral-key.js";
@@ -312,15 +319,17 @@ export class VaultSession {
     }
     const instructions: TransactionInstruction[] = [];
     if (params.createDestinationAccount && this.asset.kind === "token") {
-      const ata = params.destinationTokenAccount ?? associatedTokenAccount(this.asset, params.destination);
+      const ata = associatedTokenAccount(this.asset, params.destination);
+      if (params.destinationTokenAccount && !params.destinationTokenAccount.equals(ata)) {
+        throw new TypeError("createDestinationAccount creates the destination's associated token account only");
+      }
       instructions.push(
-        createAssociatedTokenAccountIdempotentInstruction(
-          ephemeral.publicKey,
-          ata,
-          params.destination,
-          this.asset.mint,
-          this.asset.tokenProgram,
-        ),
+        associatedTokenAccountIdempotentInstruction({
+          payer: ephemeral.publicKey,
+          owner: params.destination,
+          mint: this.asset.mint,
+          tokenProgram: this.asset.tokenProgram,
+        }),
       );
     }
     instructions.push(

@@ -2,7 +2,6 @@
 // changed, a notification when the session expires (which changes no account), and one when the
 // vault is closed by a cleanup.
 import type { AccountInfo, Commitment, Context, PublicKey } from "@solana/web3.js";
-import type { Buffer } from "buffer";
 
 import { decodeVault, deriveSessionState, type SessionState, type SessionStatus, type VaultAccount } from "./accounts.js";
 import type { AccountReader, AccountSubscriber } from "./connection.js";
@@ -55,6 +54,12 @@ export function changedFields(previous: VaultAccount | null, next: VaultAccount 
   return (Object.keys(next) as (keyof VaultAccount)[]).filter((k) => !same(previous[k], next[k]));
 }
 
+/**
+ * The longest delay `setTimeout` honours: 2^31-1 ms (about 24.8 days). Browsers and Node fire a
+ * longer one after 1 ms, so a session's expiry timer is armed in steps of at most this long.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 /** Reports every change of a session's vault until `unsubscribe()`. */
 export function subscribeToSession(
   connection: AccountSubscriber & Partial<AccountReader>,
@@ -74,11 +79,12 @@ export function subscribeToSession(
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (options.notifyExpiry === false || state === null || state.status !== "active") return;
-    const ms = Math.max(0, (state.account.expiresAt - now()) * 1000) + 50;
+    const ms = Math.min(Math.max(0, (state.account.expiresAt - now()) * 1000) + 50, MAX_TIMER_DELAY_MS);
     timer = setTimeout(() => {
       timer = undefined;
       if (!active || previous === null) return;
       const at = now();
+      // Fired early: a step of a long session, or a clock that runs behind; arm the rest.
       if (at < previous.account.expiresAt) return scheduleExpiry(previous);
       const state = deriveSessionState(previous.address, previous.account, at, previous.lamports, programId);
       const update: SessionUpdate = { state, previous, status: state.status, changed: [], slot: null, cause: "expiry" };
@@ -88,7 +94,7 @@ export function subscribeToSession(
     (timer as { unref?: () => void }).unref?.();
   };
 
-  const handle = (info: AccountInfo<Buffer> | null, slot: number | null, cause: SessionUpdate["cause"]) => {
+  const handle = (info: AccountInfo<Uint8Array> | null, slot: number | null, cause: SessionUpdate["cause"]) => {
     if (!active) return;
     const gone = info === null || info.lamports === 0 || !info.owner.equals(programId) || info.data.length === 0;
     if (gone) {
@@ -121,7 +127,7 @@ export function subscribeToSession(
     onUpdate(update);
   };
 
-  const id = connection.onAccountChange(vault, (info: AccountInfo<Buffer>, ctx: Context) => handle(info, ctx.slot, "account"), {
+  const id = connection.onAccountChange(vault, (info: AccountInfo<Uint8Array>, ctx: Context) => handle(info, ctx.slot, "account"), {
     commitment: options.commitment ?? "confirmed",
   });
 

@@ -4,13 +4,21 @@ import {
   ComputeBudgetProgram,
   Transaction,
   type Commitment,
+  type Finality,
   type PublicKey,
   type TransactionInstruction,
+  type VersionedTransactionResponse,
 } from "@solana/web3.js";
 
 import type { TransactionReader, TransactionSender } from "./connection.js";
-import { PROGRAM_ID } from "./constants.js";
-import { parseTransactionError, TransactionFailedError, toTypedError } from "./errors.js";
+import { MAX_SUPPORTED_TRANSACTION_VERSION, PROGRAM_ID } from "./constants.js";
+import {
+  parseTransactionError,
+  TransactionFailedError,
+  toTypedError,
+  unsupportedTransactionVersion,
+  UnsupportedTransactionVersionError,
+} from "./errors.js";
 import { toU64, type Amount } from "./internal/bytes.js";
 
 export interface ComputeBudgetOptions {
@@ -47,6 +55,31 @@ export async function buildTransaction(
   return new Transaction({ feePayer: params.feePayer, blockhash, lastValidBlockHeight }).add(
     ...withComputeBudget(params.instructions, params),
   );
+}
+
+/**
+ * `getTransaction` for the newest version this package reads (MAX_SUPPORTED_TRANSACTION_VERSION).
+ * A transaction of a newer version throws UnsupportedTransactionVersionError, whether the node
+ * refuses it (JSON-RPC -32015) or returns it anyway. null when the node does not have it.
+ */
+export async function fetchTransaction(
+  connection: TransactionReader,
+  signature: string,
+  commitment: Finality = "confirmed",
+): Promise<VersionedTransactionResponse | null> {
+  let tx: VersionedTransactionResponse | null;
+  try {
+    tx = await connection.getTransaction(signature, { commitment, maxSupportedTransactionVersion: MAX_SUPPORTED_TRANSACTION_VERSION });
+  } catch (e) {
+    const version = unsupportedTransactionVersion(e);
+    if (version !== undefined) throw new UnsupportedTransactionVersionError(signature, version, MAX_SUPPORTED_TRANSACTION_VERSION, e);
+    throw e;
+  }
+  const version: unknown = tx?.version;
+  if (typeof version === "number" && version > MAX_SUPPORTED_TRANSACTION_VERSION) {
+    throw new UnsupportedTransactionVersionError(signature, version, MAX_SUPPORTED_TRANSACTION_VERSION);
+  }
+  return tx;
 }
 
 export interface SendOptions {
@@ -86,10 +119,14 @@ export async function sendAndConfirm(
   if (result.value.err !== null) {
     let logs: string[] = [];
     if (connection.getTransaction) {
-      const landed = await connection
-        .getTransaction(signature, { commitment: commitment === "processed" ? "confirmed" : (commitment as "confirmed"), maxSupportedTransactionVersion: 0 })
-        .catch(() => null);
-      logs = landed?.meta?.logMessages ?? [];
+      const landedCommitment: Finality = commitment === "finalized" ? "finalized" : "confirmed";
+      try {
+        const landed = await fetchTransaction(connection as TransactionReader, signature, landedCommitment);
+        logs = landed?.meta?.logMessages ?? [];
+      } catch (e) {
+        // A version this client cannot read is said so; a failed read only costs the logs.
+        if (e instanceof UnsupportedTransactionVersionError) throw e;
+      }
     }
     throw (
       parseTransactionError(result.value.err, { logs, programId }) ??

@@ -1,5 +1,4 @@
 // Small byte and number helpers that work the same in browsers and Node (no global Buffer).
-import BN from "bn.js";
 
 /** An amount in base units: a bigint, or a safe non-negative integer number. */
 export type Amount = bigint | number;
@@ -31,14 +30,6 @@ export function toI64(value: Amount, what = "value"): bigint {
   }
   if (v < -(1n << 63n) || v >= 1n << 63n) throw new RangeError(`${what} must fit in an i64 (got ${v})`);
   return v;
-}
-
-export function bn(value: bigint): BN {
-  return new BN(value.toString());
-}
-
-export function bnToBigInt(value: BN): bigint {
-  return BigInt(value.toString());
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -92,4 +83,31 @@ export function fromHex(text: string): Uint8Array {
 /** A copy backed by a plain ArrayBuffer (what WebCrypto's BufferSource wants). */
 export function fresh(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(bytes);
+}
+
+const BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+const BASE58_INDEX = new Map(Array.from(BASE58_ALPHABET, (c, i) => [c, i]));
+
+/** Decodes base58 (Bitcoin alphabet), as RPC nodes send instruction data. */
+export function fromBase58(text: string): Uint8Array {
+  // Little-endian base-256 digits, multiplied by 58 and added to for each character.
+  const digits: number[] = [];
+  for (const c of text) {
+    let carry = BASE58_INDEX.get(c);
+    if (carry === undefined) throw new TypeError(`not base58: ${JSON.stringify(c)}`);
+    for (let i = 0; i < digits.length; i++) {
+      carry += digits[i]! * 58;
+      digits[i] = carry & 0xff;
+      carry >>= 8;
+    }
+    while (carry > 0) {
+      digits.push(carry & 0xff);
+      carry >>= 8;
+    }
+  }
+  let zeros = 0;
+  while (zeros < text.length && text[zeros] === "1") zeros++;
+  const out = new Uint8Array(zeros + digits.length);
+  for (let i = 0; i < digits.length; i++) out[out.length - 1 - i] = digits[i]!;
+  return out;
 }
