@@ -21,7 +21,7 @@ use vault_indexer::pipeline::{self, PipelineConfig};
 use vault_indexer::sources::yellowstone::{YellowstoneConfig, YellowstoneSource};
 
 fn postgres(command: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
     let status = Command::new("bash").args([script, command]).status().expect("run scripts/postgres.sh");
     assert!(status.success(), "scripts/postgres.sh {command} failed");
 }
