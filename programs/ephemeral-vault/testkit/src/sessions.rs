@@ -98,6 +98,7 @@ impl VaultWorld {
 
     /// `execute_trade` by `delegate` to `destination` (a wallet; for token sessions its token
     /// account is `destination_token_account`).
+    #[allow(clippy::too_many_arguments)] // the instruction's own arguments, spelled out per test
     pub fn trade(
         &mut self,
         s: &TestSession,

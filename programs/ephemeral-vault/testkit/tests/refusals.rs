@@ -1,5 +1,7 @@
 //! Every refusal the program promises, each shown to leave the vault as it was.
 
+#![allow(clippy::result_large_err)] // `Outcome` carries a refused transaction's metadata
+
 use anchor_lang::error::ErrorCode as Anchor;
 use ephemeral_vault::errors::VaultError;
 use ephemeral_vault::instructions::{CreateSessionArgs, UpdateConfigArgs};
