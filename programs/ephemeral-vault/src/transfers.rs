@@ -100,7 +100,8 @@ pub fn tokens_into_vault<'info>(
     after.checked_sub(before).ok_or_else(|| error!(VaultError::MathOverflow))
 }
 
-/// Tokens out of the vault's token account, signed by the vault PDA.
+/// Tokens out of the vault's token account, signed by the vault PDA. The mint policy is not
+/// checked on the way out: refusing would trap the parent's funds (see `mint_policy`).
 pub fn tokens_from_vault<'info>(
     leg: &TokenLeg<'_, 'info>,
     vault: &Account<'info, Vault>,
