@@ -108,6 +108,8 @@ if validator_bin="$(scripts/validator.sh find 2>/dev/null)"; then
     require("node:fs").writeFileSync(process.argv[1], JSON.stringify(Array.from(Keypair.generate().secretKey)));
   ' "$admin")
   export VAULT_RPC_PORT="${VAULT_BROWSER_RPC_PORT:-28899}"
+  # A run killed before its trap leaves its validator behind: stop it first.
+  scripts/validator.sh stop --dir "$vdir" >/dev/null 2>&1 || true
   trap 'scripts/validator.sh stop --dir "$vdir" >/dev/null 2>&1 || true' EXIT
   log "starting a local validator ($validator_bin) on 127.0.0.1:$VAULT_RPC_PORT"
   urls="$(scripts/validator.sh start --dir "$vdir" --upgrade-authority "$admin")"

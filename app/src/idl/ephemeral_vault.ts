@@ -13,6 +13,10 @@ export type EphemeralVault = {
   "instructions": [
     {
       "name": "approveDelegate",
+      "docs": [
+        "Rotates the session key (parent only, live sessions): the previous delegate loses every",
+        "power in the same instruction."
+      ],
       "discriminator": [
         68,
         6,
@@ -74,6 +78,11 @@ export type EphemeralVault = {
     },
     {
       "name": "cleanupVault",
+      "docs": [
+        "Closes a vault after expiry, after revocation or while paused (anyone may call): every",
+        "token and lamport goes to the parent except the caller's reward, which is taken from the",
+        "reclaimed rent and bounded by the config."
+      ],
       "discriminator": [
         101,
         166,
@@ -203,6 +212,12 @@ export type EphemeralVault = {
     },
     {
       "name": "createSession",
+      "docs": [
+        "Opens a session (the parent signs and pays rent): creates the vault PDA (and, for a token",
+        "session, its token account), approves the delegate with its caps and expiry, and",
+        "optionally deposits and pays the delegate a fee top-up. Token-2022 mints must pass the",
+        "mint extension allow-list."
+      ],
       "discriminator": [
         242,
         193,
@@ -272,6 +287,11 @@ export type EphemeralVault = {
         },
         {
           "name": "mint",
+          "docs": [
+            "Must pass the mint extension allow-list (`mint_policy`). A type number unknown to this",
+            "build's token library fails even earlier, when Anchor sizes the vault's token account from",
+            "the mint's extensions (`InvalidAccountData`); the policy refuses it on deposit by number."
+          ],
           "optional": true
         },
         {
@@ -336,6 +356,10 @@ export type EphemeralVault = {
     },
     {
       "name": "deposit",
+      "docs": [
+        "Adds funds to a live session (parent only; not while paused). The vault is credited with",
+        "what actually arrived, and the mint must still pass the extension allow-list."
+      ],
       "discriminator": [
         242,
         35,
@@ -462,6 +486,10 @@ export type EphemeralVault = {
     },
     {
       "name": "executeTrade",
+      "docs": [
+        "Pays a trade from the vault (the current delegate signs) within the per-trade cap, the",
+        "approved amount and the allow-list; trade ids must increase so a retry cannot repeat."
+      ],
       "discriminator": [
         77,
         16,
@@ -595,6 +623,10 @@ export type EphemeralVault = {
     },
     {
       "name": "initializeConfig",
+      "docs": [
+        "Creates the deployment's config PDA. Only the program's upgrade authority may call it, and",
+        "only once, so nobody can front-run a fresh deployment and make themselves admin."
+      ],
       "discriminator": [
         208,
         127,
@@ -661,6 +693,10 @@ export type EphemeralVault = {
     },
     {
       "name": "revokeSession",
+      "docs": [
+        "Ends the session now (parent only, also while paused or after expiry); the vault can then",
+        "be cleaned up by anyone."
+      ],
       "discriminator": [
         86,
         92,
@@ -717,6 +753,10 @@ export type EphemeralVault = {
     },
     {
       "name": "setPaused",
+      "docs": [
+        "Emergency stop or restart (admin only). While paused no session opens, nothing is",
+        "deposited, traded or topped up, and anyone may clean up any vault for its parent."
+      ],
       "discriminator": [
         91,
         60,
@@ -770,6 +810,10 @@ export type EphemeralVault = {
     },
     {
       "name": "topUpFees",
+      "docs": [
+        "Moves lamports from a SOL vault to the delegate for its transaction fees (the delegate",
+        "signs), counted against the approved amount and the config's fee top-up cap."
+      ],
       "discriminator": [
         211,
         76,
@@ -851,6 +895,10 @@ export type EphemeralVault = {
     },
     {
       "name": "updateConfig",
+      "docs": [
+        "Changes the tunable settings and optionally hands the admin role to another key (admin",
+        "only). Existing sessions keep their expiry and caps."
+      ],
       "discriminator": [
         29,
         158,
@@ -908,6 +956,10 @@ export type EphemeralVault = {
     },
     {
       "name": "withdraw",
+      "docs": [
+        "Returns funds to the parent (parent only), at any time - while paused, after expiry or",
+        "after revocation - because the funds are the parent's."
+      ],
       "discriminator": [
         183,
         18,

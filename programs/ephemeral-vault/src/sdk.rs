@@ -11,8 +11,7 @@ use crate::state::{ConfigParams, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
 use crate::{accounts, instruction, ID};
 
 /// The upgradeable BPF loader, which owns the program's ProgramData account.
-pub const BPF_LOADER_UPGRADEABLE: Pubkey =
-    pubkey!("BPFLoaderUpgradeab1e11111111111111111111111");
+pub const BPF_LOADER_UPGRADEABLE: Pubkey = pubkey!("BPFLoaderUpgradeab1e11111111111111111111111");
 pub const SYSTEM_PROGRAM: Pubkey = pubkey!("11111111111111111111111111111111");
 
 pub fn config_address() -> Pubkey {
@@ -78,11 +77,7 @@ impl SessionRef {
 }
 
 fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
-    Instruction {
-        program_id: ID,
-        accounts: accounts.to_account_metas(None),
-        data: data.data(),
-    }
+    Instruction { program_id: ID, accounts: accounts.to_account_metas(None), data: data.data() }
 }
 
 pub fn initialize_config(admin: Pubkey, params: ConfigParams) -> Instruction {
@@ -132,11 +127,7 @@ pub fn create_session(
     parent_token_account: Option<Pubkey>,
     args: CreateSessionArgs,
 ) -> Instruction {
-    let session = SessionRef {
-        parent,
-        session_id: args.session_id,
-        asset,
-    };
+    let session = SessionRef { parent, session_id: args.session_id, asset };
     build(
         accounts::CreateSession {
             parent,
@@ -253,11 +244,7 @@ pub fn revoke_session(session: &SessionRef) -> Instruction {
 }
 
 /// `parent_token_account` receives a token session's balance.
-pub fn cleanup_vault(
-    session: &SessionRef,
-    caller: Pubkey,
-    parent_token_account: Option<Pubkey>,
-) -> Instruction {
+pub fn cleanup_vault(session: &SessionRef, caller: Pubkey, parent_token_account: Option<Pubkey>) -> Instruction {
     build(
         accounts::CleanupVault {
             caller,

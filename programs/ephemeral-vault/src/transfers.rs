@@ -7,11 +7,10 @@ use anchor_spl::token_2022::spl_token_2022::extension::transfer_fee::instruction
 use anchor_spl::token_2022::spl_token_2022::extension::transfer_fee::TransferFeeAmount;
 use anchor_spl::token_2022::spl_token_2022::extension::{BaseStateWithExtensions, StateWithExtensions};
 use anchor_spl::token_2022::spl_token_2022::state::Account as TokenAccountState;
-use anchor_spl::token_interface::{
-    self, CloseAccount, Mint, TokenAccount, TokenInterface, TransferChecked,
-};
+use anchor_spl::token_interface::{self, CloseAccount, Mint, TokenAccount, TokenInterface, TransferChecked};
 
 use crate::errors::VaultError;
+use crate::mint_policy::require_supported_mint;
 use crate::state::Vault;
 
 /// The token accounts of a token session, once checked to belong to it.
@@ -33,16 +32,8 @@ pub fn token_leg<'a, 'info>(
         (true, None, None, None) => Ok(None),
         (false, Some(mint), Some(vault_token_account), Some(token_program)) => {
             require_keys_eq!(mint.key(), vault.mint, VaultError::WrongMint);
-            require_keys_eq!(
-                token_program.key(),
-                vault.token_program,
-                VaultError::WrongTokenProgram
-            );
-            Ok(Some(TokenLeg {
-                mint,
-                vault_token_account,
-                token_program,
-            }))
+            require_keys_eq!(token_program.key(), vault.token_program, VaultError::WrongTokenProgram);
+            Ok(Some(TokenLeg { mint, vault_token_account, token_program }))
         }
         _ => err!(VaultError::TokenAccountsMismatch),
     }
@@ -61,10 +52,7 @@ pub fn sol_from_wallet<'info>(
     system_program::transfer(
         CpiContext::new(
             system_program.key(),
-            system_program::Transfer {
-                from: from.to_account_info(),
-                to: to.clone(),
-            },
+            system_program::Transfer { from: from.to_account_info(), to: to.clone() },
         ),
         amount,
     )
@@ -72,16 +60,9 @@ pub fn sol_from_wallet<'info>(
 
 /// Lamports out of the vault PDA, which this program owns and may debit directly. The vault must
 /// stay rent-exempt: only lamports above its minimum balance are funds.
-pub fn sol_from_vault<'info>(
-    vault: &AccountInfo<'info>,
-    to: &AccountInfo<'info>,
-    amount: u64,
-) -> Result<()> {
+pub fn sol_from_vault<'info>(vault: &AccountInfo<'info>, to: &AccountInfo<'info>, amount: u64) -> Result<()> {
     let rent_floor = Rent::get()?.minimum_balance(vault.data_len());
-    let available = vault
-        .lamports()
-        .checked_sub(rent_floor)
-        .ok_or(VaultError::InsufficientVaultBalance)?;
+    let available = vault.lamports().checked_sub(rent_floor).ok_or(VaultError::InsufficientVaultBalance)?;
     require!(amount <= available, VaultError::InsufficientVaultBalance);
     vault.sub_lamports(amount)?;
     to.add_lamports(amount)?;
@@ -90,12 +71,17 @@ pub fn sol_from_vault<'info>(
 
 /// Tokens from the parent's account into the vault. Returns what the vault actually received,
 /// which is less than `amount` for a Token-2022 mint with a transfer fee.
+///
+/// The mint policy is checked here, on every inflow, not only when the session was created: a
+/// mint with a close authority can be re-created at the same address with other extensions
+/// (see `mint_policy`).
 pub fn tokens_into_vault<'info>(
     leg: &TokenLeg<'_, 'info>,
     from: &InterfaceAccount<'info, TokenAccount>,
     authority: &Signer<'info>,
     amount: u64,
 ) -> Result<u64> {
+    require_supported_mint(&leg.mint.to_account_info())?;
     let before = leg.vault_token_account.amount;
     token_interface::transfer_checked(
         CpiContext::new(
@@ -111,12 +97,11 @@ pub fn tokens_into_vault<'info>(
         leg.mint.decimals,
     )?;
     let after = reload_amount(leg.vault_token_account)?;
-    after
-        .checked_sub(before)
-        .ok_or_else(|| error!(VaultError::MathOverflow))
+    after.checked_sub(before).ok_or_else(|| error!(VaultError::MathOverflow))
 }
 
-/// Tokens out of the vault's token account, signed by the vault PDA.
+/// Tokens out of the vault's token account, signed by the vault PDA. The mint policy is not
+/// checked on the way out: refusing would trap the parent's funds (see `mint_policy`).
 pub fn tokens_from_vault<'info>(
     leg: &TokenLeg<'_, 'info>,
     vault: &Account<'info, Vault>,
@@ -156,10 +141,7 @@ pub fn reload_amount(account: &InterfaceAccount<'_, TokenAccount>) -> Result<u64
 /// cleanup splits them between the caller's reward and the parent). Token-2022 refuses to close
 /// an account still holding withheld transfer fees, so those are first harvested to the mint,
 /// which any caller may do.
-pub fn close_vault_token_account<'info>(
-    leg: &TokenLeg<'_, 'info>,
-    vault: &Account<'info, Vault>,
-) -> Result<()> {
+pub fn close_vault_token_account<'info>(leg: &TokenLeg<'_, 'info>, vault: &Account<'info, Vault>) -> Result<()> {
     if withheld_fees(leg.vault_token_account)? > 0 {
         let ix = harvest_withheld_tokens_to_mint(
             &leg.token_program.key(),
@@ -168,10 +150,7 @@ pub fn close_vault_token_account<'info>(
         )?;
         anchor_lang::solana_program::program::invoke(
             &ix,
-            &[
-                leg.mint.to_account_info(),
-                leg.vault_token_account.to_account_info(),
-            ],
+            &[leg.mint.to_account_info(), leg.vault_token_account.to_account_info()],
         )?;
     }
     let seeds = vault.signer_seeds();
@@ -196,8 +175,5 @@ fn withheld_fees(account: &InterfaceAccount<'_, TokenAccount>) -> Result<u64> {
     }
     let data = info.try_borrow_data()?;
     let state = StateWithExtensions::<TokenAccountState>::unpack(&data)?;
-    Ok(state
-        .get_extension::<TransferFeeAmount>()
-        .map(|fee| u64::from(fee.withheld_amount))
-        .unwrap_or(0))
+    Ok(state.get_extension::<TransferFeeAmount>().map(|fee| u64::from(fee.withheld_amount)).unwrap_or(0))
 }

@@ -27,19 +27,14 @@ impl ApproveDelegate<'_> {
         let vault = &mut ctx.accounts.vault;
         vault.require_parent_may_change(now)?;
         require!(
-            new_delegate != vault.parent
-                && new_delegate != vault_key
-                && new_delegate != Pubkey::default(),
+            new_delegate != vault.parent && new_delegate != vault_key && new_delegate != Pubkey::default(),
             VaultError::InvalidDelegate
         );
         require_keys_neq!(new_delegate, vault.delegate, VaultError::SameDelegate);
 
         let previous_delegate = vault.delegate;
         vault.delegate = new_delegate;
-        vault.delegate_rotations = vault
-            .delegate_rotations
-            .checked_add(1)
-            .ok_or(VaultError::MathOverflow)?;
+        vault.delegate_rotations = vault.delegate_rotations.checked_add(1).ok_or(VaultError::MathOverflow)?;
         vault.touch(now);
         vault.invariant()?;
 

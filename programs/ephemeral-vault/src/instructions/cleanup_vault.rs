@@ -71,29 +71,15 @@ impl CleanupVault<'_> {
         let vault_info = accounts.vault.to_account_info();
         let vault_rent = Rent::get()?.minimum_balance(vault_info.data_len());
 
-        let leg = token_leg(
-            &accounts.vault,
-            &accounts.mint,
-            &accounts.vault_token_account,
-            &accounts.token_program,
-        )?;
+        let leg = token_leg(&accounts.vault, &accounts.mint, &accounts.vault_token_account, &accounts.token_program)?;
         let (returned_amount, token_account_rent) = match &leg {
             None => {
-                require!(
-                    accounts.parent_token_account.is_none(),
-                    VaultError::TokenAccountsMismatch
-                );
-                let principal = vault_info
-                    .lamports()
-                    .checked_sub(vault_rent)
-                    .ok_or(VaultError::MathOverflow)?;
+                require!(accounts.parent_token_account.is_none(), VaultError::TokenAccountsMismatch);
+                let principal = vault_info.lamports().checked_sub(vault_rent).ok_or(VaultError::MathOverflow)?;
                 (principal, 0)
             }
             Some(leg) => {
-                let to = accounts
-                    .parent_token_account
-                    .as_ref()
-                    .ok_or(VaultError::TokenAccountsMismatch)?;
+                let to = accounts.parent_token_account.as_ref().ok_or(VaultError::TokenAccountsMismatch)?;
                 // The real balance, not the books: tokens sent to the vault directly go home too.
                 let balance = reload_amount(leg.vault_token_account)?;
                 tokens_from_vault(leg, &accounts.vault, &to.to_account_info(), balance)?;
@@ -103,13 +89,9 @@ impl CleanupVault<'_> {
             }
         };
 
-        let reclaimed_rent = vault_rent
-            .checked_add(token_account_rent)
-            .ok_or(VaultError::MathOverflow)?;
+        let reclaimed_rent = vault_rent.checked_add(token_account_rent).ok_or(VaultError::MathOverflow)?;
         let reward = accounts.config.cleanup_reward(reclaimed_rent)?;
-        let rent_returned = reclaimed_rent
-            .checked_sub(reward)
-            .ok_or(VaultError::MathOverflow)?;
+        let rent_returned = reclaimed_rent.checked_sub(reward).ok_or(VaultError::MathOverflow)?;
         vault_info.sub_lamports(reward)?;
         accounts.caller.add_lamports(reward)?;
         // `close = parent` moves every lamport still in the vault to the parent on exit.

@@ -4,7 +4,7 @@ use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 use crate::constants::MAX_DESTINATIONS;
 use crate::errors::VaultError;
 use crate::events::{Deposited, SessionCreated, SessionTotals};
-use crate::mint_policy::require_supported_mint;
+use crate::mint_policy::is_supported_mint;
 use crate::state::{Config, Vault, VaultStatus, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
 use crate::transfers::{sol_from_wallet, token_leg, tokens_into_vault};
 
@@ -52,7 +52,13 @@ pub struct CreateSession<'info> {
     #[account(mut)]
     pub delegate: SystemAccount<'info>,
 
-    #[account(mint::token_program = token_program)]
+    /// Must pass the mint extension allow-list (`mint_policy`). A type number unknown to this
+    /// build's token library fails even earlier, when Anchor sizes the vault's token account from
+    /// the mint's extensions (`InvalidAccountData`); the policy refuses it on deposit by number.
+    #[account(
+        mint::token_program = token_program,
+        constraint = is_supported_mint(&mint.to_account_info()) @ VaultError::UnsupportedMintExtension,
+    )]
     pub mint: Option<InterfaceAccount<'info, Mint>>,
 
     #[account(
@@ -90,23 +96,13 @@ impl CreateSession<'_> {
 
         config.require_not_paused()?;
         require!(
-            args.duration_secs >= config.min_session_duration
-                && args.duration_secs <= config.max_session_duration,
+            args.duration_secs >= config.min_session_duration && args.duration_secs <= config.max_session_duration,
             VaultError::InvalidDuration
         );
         require!(args.approved_amount > 0, VaultError::InvalidApprovedAmount);
-        require!(
-            args.per_trade_cap > 0 && args.per_trade_cap <= args.approved_amount,
-            VaultError::InvalidPerTradeCap
-        );
-        require!(
-            delegate != parent && delegate != vault_key,
-            VaultError::InvalidDelegate
-        );
-        require!(
-            args.fee_top_up <= config.fee_top_up_cap,
-            VaultError::FeeTopUpCapExceeded
-        );
+        require!(args.per_trade_cap > 0 && args.per_trade_cap <= args.approved_amount, VaultError::InvalidPerTradeCap);
+        require!(delegate != parent && delegate != vault_key, VaultError::InvalidDelegate);
+        require!(args.fee_top_up <= config.fee_top_up_cap, VaultError::FeeTopUpCapExceeded);
         let destinations = validated_destinations(&args.destinations, vault_key)?;
 
         // Record the session before any value moves, so the leg checks see its mint.
@@ -123,12 +119,9 @@ impl CreateSession<'_> {
         vault.trade_count = 0;
         vault.last_trade_id = 0;
         vault.destinations = destinations;
-        vault.destination_count = u8::try_from(args.destinations.len())
-            .map_err(|_| VaultError::TooManyDestinations)?;
+        vault.destination_count = u8::try_from(args.destinations.len()).map_err(|_| VaultError::TooManyDestinations)?;
         vault.created_at = now;
-        vault.expires_at = now
-            .checked_add(args.duration_secs)
-            .ok_or(VaultError::MathOverflow)?;
+        vault.expires_at = now.checked_add(args.duration_secs).ok_or(VaultError::MathOverflow)?;
         vault.last_activity = now;
         vault.revoked_at = 0;
         vault.delegate_rotations = 0;
@@ -136,13 +129,9 @@ impl CreateSession<'_> {
         vault.bump = ctx.bumps.vault;
         match (&accounts.mint, &accounts.token_program) {
             (Some(mint), Some(token_program)) => {
-                require_supported_mint(mint)?;
                 vault.mint = mint.key();
                 vault.token_program = token_program.key();
-                vault.token_account_bump = ctx
-                    .bumps
-                    .vault_token_account
-                    .ok_or(VaultError::TokenAccountsMismatch)?;
+                vault.token_account_bump = ctx.bumps.vault_token_account.ok_or(VaultError::TokenAccountsMismatch)?;
             }
             (None, None) => {
                 vault.mint = Pubkey::default();
@@ -152,12 +141,7 @@ impl CreateSession<'_> {
             _ => return err!(VaultError::TokenAccountsMismatch),
         }
 
-        let leg = token_leg(
-            &accounts.vault,
-            &accounts.mint,
-            &accounts.vault_token_account,
-            &accounts.token_program,
-        )?;
+        let leg = token_leg(&accounts.vault, &accounts.mint, &accounts.vault_token_account, &accounts.token_program)?;
         let received = if args.initial_deposit == 0 {
             0
         } else {
@@ -172,10 +156,7 @@ impl CreateSession<'_> {
                     args.initial_deposit
                 }
                 Some(leg) => {
-                    let from = accounts
-                        .parent_token_account
-                        .as_ref()
-                        .ok_or(VaultError::TokenAccountsMismatch)?;
+                    let from = accounts.parent_token_account.as_ref().ok_or(VaultError::TokenAccountsMismatch)?;
                     tokens_into_vault(leg, from, &accounts.parent, args.initial_deposit)?
                 }
             }
@@ -224,24 +205,12 @@ impl CreateSession<'_> {
 
 /// Checks the allow-list (bounded, no blanks, no repeats, never the vault) and lays it out in
 /// the vault's fixed array.
-fn validated_destinations(
-    requested: &[Pubkey],
-    vault: Pubkey,
-) -> Result<[Pubkey; MAX_DESTINATIONS]> {
-    require!(
-        requested.len() <= MAX_DESTINATIONS,
-        VaultError::TooManyDestinations
-    );
+fn validated_destinations(requested: &[Pubkey], vault: Pubkey) -> Result<[Pubkey; MAX_DESTINATIONS]> {
+    require!(requested.len() <= MAX_DESTINATIONS, VaultError::TooManyDestinations);
     let mut destinations = [Pubkey::default(); MAX_DESTINATIONS];
     for (slot, (i, key)) in destinations.iter_mut().zip(requested.iter().enumerate()) {
-        require!(
-            *key != Pubkey::default() && *key != vault,
-            VaultError::InvalidDestination
-        );
-        require!(
-            !requested[..i].contains(key),
-            VaultError::DuplicateDestination
-        );
+        require!(*key != Pubkey::default() && *key != vault, VaultError::InvalidDestination);
+        require!(!requested[..i].contains(key), VaultError::DuplicateDestination);
         *slot = *key;
     }
     Ok(destinations)

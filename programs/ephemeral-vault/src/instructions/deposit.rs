@@ -63,31 +63,15 @@ impl Deposit<'_> {
         accounts.config.require_not_paused()?;
         accounts.vault.require_parent_may_change(now)?;
 
-        let leg = token_leg(
-            &accounts.vault,
-            &accounts.mint,
-            &accounts.vault_token_account,
-            &accounts.token_program,
-        )?;
+        let leg = token_leg(&accounts.vault, &accounts.mint, &accounts.vault_token_account, &accounts.token_program)?;
         let received = match &leg {
             None => {
-                require!(
-                    accounts.parent_token_account.is_none(),
-                    VaultError::TokenAccountsMismatch
-                );
-                sol_from_wallet(
-                    &accounts.parent,
-                    &accounts.vault.to_account_info(),
-                    &accounts.system_program,
-                    amount,
-                )?;
+                require!(accounts.parent_token_account.is_none(), VaultError::TokenAccountsMismatch);
+                sol_from_wallet(&accounts.parent, &accounts.vault.to_account_info(), &accounts.system_program, amount)?;
                 amount
             }
             Some(leg) => {
-                let from = accounts
-                    .parent_token_account
-                    .as_ref()
-                    .ok_or(VaultError::TokenAccountsMismatch)?;
+                let from = accounts.parent_token_account.as_ref().ok_or(VaultError::TokenAccountsMismatch)?;
                 tokens_into_vault(leg, from, &accounts.parent, amount)?
             }
         };

@@ -84,51 +84,25 @@ impl ExecuteTrade<'_> {
         require!(args.amount > 0, VaultError::ZeroAmount);
         require_keys_neq!(destination, vault_key, VaultError::InvalidDestination);
         let allowed = vault.allowed_destinations();
-        require!(
-            allowed.is_empty() || allowed.contains(&destination),
-            VaultError::DestinationNotAllowed
-        );
-        require!(
-            args.trade_id > vault.last_trade_id,
-            VaultError::TradeIdNotIncreasing
-        );
-        let total = args
-            .amount
-            .checked_add(args.fee)
-            .ok_or(VaultError::MathOverflow)?;
-        require!(
-            total <= vault.per_trade_cap,
-            VaultError::PerTradeCapExceeded
-        );
+        require!(allowed.is_empty() || allowed.contains(&destination), VaultError::DestinationNotAllowed);
+        require!(args.trade_id > vault.last_trade_id, VaultError::TradeIdNotIncreasing);
+        let total = args.amount.checked_add(args.fee).ok_or(VaultError::MathOverflow)?;
+        require!(total <= vault.per_trade_cap, VaultError::PerTradeCapExceeded);
         vault.record_spend(total)?;
         vault.last_trade_id = args.trade_id;
-        vault.trade_count = vault
-            .trade_count
-            .checked_add(1)
-            .ok_or(VaultError::MathOverflow)?;
+        vault.trade_count = vault.trade_count.checked_add(1).ok_or(VaultError::MathOverflow)?;
         vault.touch(now);
 
-        let leg = token_leg(
-            &accounts.vault,
-            &accounts.mint,
-            &accounts.vault_token_account,
-            &accounts.token_program,
-        )?;
+        let leg = token_leg(&accounts.vault, &accounts.mint, &accounts.vault_token_account, &accounts.token_program)?;
         let paid_to = match &leg {
             None => {
-                require!(
-                    accounts.destination_token_account.is_none(),
-                    VaultError::TokenAccountsMismatch
-                );
+                require!(accounts.destination_token_account.is_none(), VaultError::TokenAccountsMismatch);
                 let to = accounts.destination.to_account_info();
                 sol_from_vault(&accounts.vault.to_account_info(), &to, total)?;
                 destination
             }
             Some(leg) => {
-                let to = accounts
-                    .destination_token_account
-                    .as_ref()
-                    .ok_or(VaultError::TokenAccountsMismatch)?;
+                let to = accounts.destination_token_account.as_ref().ok_or(VaultError::TokenAccountsMismatch)?;
                 tokens_from_vault(leg, &accounts.vault, &to.to_account_info(), total)?;
                 to.key()
             }

@@ -41,11 +41,7 @@ impl InitializeConfig<'_> {
         config.reserved = [0; 64];
         config.apply(&params)?;
 
-        emit_cpi!(ConfigInitialized {
-            admin: config.admin,
-            params,
-            timestamp: Clock::get()?.unix_timestamp,
-        });
+        emit_cpi!(ConfigInitialized { admin: config.admin, params, timestamp: Clock::get()?.unix_timestamp });
         Ok(())
     }
 }

@@ -25,10 +25,7 @@ impl RevokeSession<'_> {
         let now = Clock::get()?.unix_timestamp;
         let vault_key = ctx.accounts.vault.key();
         let vault = &mut ctx.accounts.vault;
-        require!(
-            vault.status == VaultStatus::Active,
-            VaultError::SessionRevoked
-        );
+        require!(vault.status == VaultStatus::Active, VaultError::SessionRevoked);
         vault.status = VaultStatus::Revoked;
         vault.revoked_at = now.max(vault.created_at);
         vault.touch(now);

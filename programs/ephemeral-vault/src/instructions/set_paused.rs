@@ -23,11 +23,7 @@ pub struct SetPaused<'info> {
 impl SetPaused<'_> {
     pub fn set_paused(ctx: Context<Self>, paused: bool) -> Result<()> {
         ctx.accounts.config.paused = paused;
-        emit_cpi!(PauseSet {
-            admin: ctx.accounts.admin.key(),
-            paused,
-            timestamp: Clock::get()?.unix_timestamp,
-        });
+        emit_cpi!(PauseSet { admin: ctx.accounts.admin.key(), paused, timestamp: Clock::get()?.unix_timestamp });
         Ok(())
     }
 }

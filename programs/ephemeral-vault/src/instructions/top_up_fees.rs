@@ -37,23 +37,13 @@ impl TopUpFees<'_> {
         vault.require_delegate_may_act(&accounts.config, now)?;
         require!(vault.is_native(), VaultError::TopUpRequiresSolVault);
         require!(amount > 0, VaultError::ZeroAmount);
-        let topped_up = vault
-            .total_fee_top_ups
-            .checked_add(amount)
-            .ok_or(VaultError::MathOverflow)?;
-        require!(
-            topped_up <= accounts.config.fee_top_up_cap,
-            VaultError::FeeTopUpCapExceeded
-        );
+        let topped_up = vault.total_fee_top_ups.checked_add(amount).ok_or(VaultError::MathOverflow)?;
+        require!(topped_up <= accounts.config.fee_top_up_cap, VaultError::FeeTopUpCapExceeded);
         vault.record_spend(amount)?;
         vault.total_fee_top_ups = topped_up;
         vault.touch(now);
 
-        sol_from_vault(
-            &accounts.vault.to_account_info(),
-            &accounts.delegate.to_account_info(),
-            amount,
-        )?;
+        sol_from_vault(&accounts.vault.to_account_info(), &accounts.delegate.to_account_info(), amount)?;
 
         let vault = &accounts.vault;
         vault.invariant()?;

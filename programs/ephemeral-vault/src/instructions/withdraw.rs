@@ -57,29 +57,14 @@ impl Withdraw<'_> {
         require!(amount > 0, VaultError::ZeroAmount);
         accounts.vault.record_withdrawal(amount)?;
 
-        let leg = token_leg(
-            &accounts.vault,
-            &accounts.mint,
-            &accounts.vault_token_account,
-            &accounts.token_program,
-        )?;
+        let leg = token_leg(&accounts.vault, &accounts.mint, &accounts.vault_token_account, &accounts.token_program)?;
         match &leg {
             None => {
-                require!(
-                    accounts.parent_token_account.is_none(),
-                    VaultError::TokenAccountsMismatch
-                );
-                sol_from_vault(
-                    &accounts.vault.to_account_info(),
-                    &accounts.parent.to_account_info(),
-                    amount,
-                )?;
+                require!(accounts.parent_token_account.is_none(), VaultError::TokenAccountsMismatch);
+                sol_from_vault(&accounts.vault.to_account_info(), &accounts.parent.to_account_info(), amount)?;
             }
             Some(leg) => {
-                let to = accounts
-                    .parent_token_account
-                    .as_ref()
-                    .ok_or(VaultError::TokenAccountsMismatch)?;
+                let to = accounts.parent_token_account.as_ref().ok_or(VaultError::TokenAccountsMismatch)?;
                 tokens_from_vault(leg, &accounts.vault, &to.to_account_info(), amount)?;
             }
         }

@@ -49,10 +49,7 @@ impl ConfigParams {
                 && self.max_session_duration <= MAX_SESSION_DURATION_CEILING,
             VaultError::InvalidConfig
         );
-        require!(
-            u64::from(self.cleanup_reward_bps) <= BPS_DENOMINATOR,
-            VaultError::InvalidConfig
-        );
+        require!(u64::from(self.cleanup_reward_bps) <= BPS_DENOMINATOR, VaultError::InvalidConfig);
         Ok(())
     }
 }
@@ -88,8 +85,8 @@ impl Config {
     pub fn cleanup_reward(&self, reclaimed_rent: u64) -> Result<u64> {
         let share = u128::from(reclaimed_rent)
             .checked_mul(u128::from(self.cleanup_reward_bps))
-            .ok_or(VaultError::MathOverflow)?
-            / u128::from(BPS_DENOMINATOR);
+            .and_then(|scaled| scaled.checked_div(u128::from(BPS_DENOMINATOR)))
+            .ok_or(VaultError::MathOverflow)?;
         let share = u64::try_from(share).map_err(|_| VaultError::MathOverflow)?;
         Ok(share.min(self.cleanup_reward_cap))
     }

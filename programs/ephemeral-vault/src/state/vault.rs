@@ -90,12 +90,7 @@ impl Vault {
 
     /// Seeds to sign for the vault in CPIs.
     pub fn signer_seeds(&self) -> [&[u8]; 4] {
-        [
-            VAULT_SEED,
-            self.parent.as_ref(),
-            self.session_id.as_ref(),
-            core::slice::from_ref(&self.bump),
-        ]
+        [VAULT_SEED, self.parent.as_ref(), self.session_id.as_ref(), core::slice::from_ref(&self.bump)]
     }
 
     /// Everything a delegate action needs: the session is live and the program not paused.
@@ -113,9 +108,7 @@ impl Vault {
 
     /// What the delegate may still spend.
     pub fn remaining_allowance(&self) -> Result<u64> {
-        self.approved_amount
-            .checked_sub(self.total_spent)
-            .ok_or_else(|| error!(VaultError::InvariantViolated))
+        self.approved_amount.checked_sub(self.total_spent).ok_or_else(|| error!(VaultError::InvariantViolated))
     }
 
     /// What the vault holds by its own books: deposits less spending and withdrawals.
@@ -128,38 +121,20 @@ impl Vault {
 
     /// Counts `amount` against the approved cap.
     pub fn record_spend(&mut self, amount: u64) -> Result<()> {
-        require!(
-            amount <= self.remaining_allowance()?,
-            VaultError::ApprovedAmountExceeded
-        );
-        require!(
-            amount <= self.book_balance()?,
-            VaultError::InsufficientVaultBalance
-        );
-        self.total_spent = self
-            .total_spent
-            .checked_add(amount)
-            .ok_or(VaultError::MathOverflow)?;
+        require!(amount <= self.remaining_allowance()?, VaultError::ApprovedAmountExceeded);
+        require!(amount <= self.book_balance()?, VaultError::InsufficientVaultBalance);
+        self.total_spent = self.total_spent.checked_add(amount).ok_or(VaultError::MathOverflow)?;
         Ok(())
     }
 
     pub fn record_deposit(&mut self, received: u64) -> Result<()> {
-        self.total_deposited = self
-            .total_deposited
-            .checked_add(received)
-            .ok_or(VaultError::MathOverflow)?;
+        self.total_deposited = self.total_deposited.checked_add(received).ok_or(VaultError::MathOverflow)?;
         Ok(())
     }
 
     pub fn record_withdrawal(&mut self, amount: u64) -> Result<()> {
-        require!(
-            amount <= self.book_balance()?,
-            VaultError::InsufficientVaultBalance
-        );
-        self.total_withdrawn = self
-            .total_withdrawn
-            .checked_add(amount)
-            .ok_or(VaultError::MathOverflow)?;
+        require!(amount <= self.book_balance()?, VaultError::InsufficientVaultBalance);
+        self.total_withdrawn = self.total_withdrawn.checked_add(amount).ok_or(VaultError::MathOverflow)?;
         Ok(())
     }
 
@@ -169,30 +144,12 @@ impl Vault {
 
     /// What must hold after every instruction that changes a vault.
     pub fn invariant(&self) -> Result<()> {
-        require!(
-            self.total_spent <= self.approved_amount,
-            VaultError::InvariantViolated
-        );
-        require!(
-            self.total_fee_top_ups <= self.total_spent,
-            VaultError::InvariantViolated
-        );
-        let outflow = self
-            .total_spent
-            .checked_add(self.total_withdrawn)
-            .ok_or(VaultError::InvariantViolated)?;
-        require!(
-            outflow <= self.total_deposited,
-            VaultError::InvariantViolated
-        );
-        require!(
-            self.per_trade_cap > 0 && self.per_trade_cap <= self.approved_amount,
-            VaultError::InvariantViolated
-        );
-        require!(
-            usize::from(self.destination_count) <= MAX_DESTINATIONS,
-            VaultError::InvariantViolated
-        );
+        require!(self.total_spent <= self.approved_amount, VaultError::InvariantViolated);
+        require!(self.total_fee_top_ups <= self.total_spent, VaultError::InvariantViolated);
+        let outflow = self.total_spent.checked_add(self.total_withdrawn).ok_or(VaultError::InvariantViolated)?;
+        require!(outflow <= self.total_deposited, VaultError::InvariantViolated);
+        require!(self.per_trade_cap > 0 && self.per_trade_cap <= self.approved_amount, VaultError::InvariantViolated);
+        require!(usize::from(self.destination_count) <= MAX_DESTINATIONS, VaultError::InvariantViolated);
         require!(
             self.expires_at > self.created_at && self.last_activity >= self.created_at,
             VaultError::InvariantViolated
@@ -202,14 +159,8 @@ impl Vault {
             VaultStatus::Revoked => self.revoked_at >= self.created_at,
         };
         require!(status_consistent, VaultError::InvariantViolated);
-        require!(
-            self.is_native() == (self.token_program == Pubkey::default()),
-            VaultError::InvariantViolated
-        );
-        require!(
-            self.delegate != self.parent && self.delegate != Pubkey::default(),
-            VaultError::InvariantViolated
-        );
+        require!(self.is_native() == (self.token_program == Pubkey::default()), VaultError::InvariantViolated);
+        require!(self.delegate != self.parent && self.delegate != Pubkey::default(), VaultError::InvariantViolated);
         Ok(())
     }
 

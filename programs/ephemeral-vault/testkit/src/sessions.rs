@@ -40,9 +40,7 @@ pub fn session_args(session_id: [u8; 16]) -> CreateSessionArgs {
 }
 
 pub fn random_session_id() -> [u8; 16] {
-    Keypair::new().pubkey().to_bytes()[..16]
-        .try_into()
-        .expect("16 bytes")
+    Keypair::new().pubkey().to_bytes()[..16].try_into().expect("16 bytes")
 }
 
 impl VaultWorld {
@@ -51,11 +49,7 @@ impl VaultWorld {
         let parent = self.new_wallet(100 * LAMPORTS_PER_SOL);
         let delegate = self.new_wallet(LAMPORTS_PER_SOL / 10);
         TestSession {
-            session: SessionRef {
-                parent: parent.pubkey(),
-                session_id: random_session_id(),
-                asset: Asset::Sol,
-            },
+            session: SessionRef { parent: parent.pubkey(), session_id: random_session_id(), asset: Asset::Sol },
             parent,
             delegate,
             parent_token_account: None,
@@ -79,13 +73,8 @@ impl VaultWorld {
     /// Sends `create_session` for `s` with `args` (its session id is taken from `s`).
     pub fn create(&mut self, s: &TestSession, mut args: CreateSessionArgs) -> Outcome {
         args.session_id = s.session.session_id;
-        let ix = sdk::create_session(
-            s.parent.pubkey(),
-            s.delegate.pubkey(),
-            s.session.asset,
-            s.parent_token_account,
-            args,
-        );
+        let ix =
+            sdk::create_session(s.parent.pubkey(), s.delegate.pubkey(), s.session.asset, s.parent_token_account, args);
         self.send(&[ix], &s.parent, &[])
     }
 
@@ -109,6 +98,7 @@ impl VaultWorld {
 
     /// `execute_trade` by `delegate` to `destination` (a wallet; for token sessions its token
     /// account is `destination_token_account`).
+    #[allow(clippy::too_many_arguments)] // the instruction's own arguments, spelled out per test
     pub fn trade(
         &mut self,
         s: &TestSession,
@@ -124,11 +114,7 @@ impl VaultWorld {
             delegate.pubkey(),
             destination,
             destination_token_account,
-            ephemeral_vault::instructions::ExecuteTradeArgs {
-                trade_id,
-                amount,
-                fee,
-            },
+            ephemeral_vault::instructions::ExecuteTradeArgs { trade_id, amount, fee },
         );
         self.send(&[ix], delegate, &[])
     }

@@ -24,9 +24,7 @@ pub const LAMPORTS_PER_SOL: u64 = 1_000_000_000;
 pub fn program_so_path() -> PathBuf {
     std::env::var_os("EPHEMERAL_VAULT_SO")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/deploy/ephemeral_vault.so")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/deploy/ephemeral_vault.so"))
 }
 
 /// Settings the tests and the demo start from.
@@ -150,14 +148,10 @@ impl VaultWorld {
     pub fn deployed() -> Self {
         let path = program_so_path();
         let so = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {}: {e}. Build the program first: scripts/build-program.sh",
-                path.display()
-            )
+            panic!("cannot read {}: {e}. Build the program first: scripts/build-program.sh", path.display())
         });
         let mut svm = LiteSVM::new();
-        svm.add_program(ephemeral_vault::ID, &so)
-            .expect("load ephemeral_vault.so");
+        svm.add_program(ephemeral_vault::ID, &so).expect("load ephemeral_vault.so");
         let admin = Keypair::new();
         let mut world = Self { svm, admin, history: vec![] };
         let admin_key = world.admin.pubkey();
@@ -244,10 +238,7 @@ impl VaultWorld {
                 let events = decode_events(&keys, &meta);
                 Ok(Landed { meta, events })
             }
-            Err(failed) => Err(Refused {
-                err: failed.err,
-                meta: failed.meta,
-            }),
+            Err(failed) => Err(Refused { err: failed.err, meta: failed.meta }),
         }
     }
 

@@ -156,7 +156,8 @@ impl Harness {
         for meta in &ix.accounts {
             self.tracked.insert(meta.pubkey);
         }
-        if let Some(session) = self.sessions.iter().find(|s| ix.accounts.iter().any(|m| m.pubkey == s.session.vault())) {
+        if let Some(session) = self.sessions.iter().find(|s| ix.accounts.iter().any(|m| m.pubkey == s.session.vault()))
+        {
             self.token_holders.extend(session.session.vault_token_account());
         }
         let before = self.total_lamports();
@@ -187,8 +188,16 @@ impl Harness {
         };
         // One step in five signs with someone who should not be able to do it.
         let wrong = self.rng.chance(20);
-        let parent = if wrong { self.rng.pick(&self.delegates).insecure_clone() } else { self.parents[parent_index].insecure_clone() };
-        let delegate = if wrong { self.rng.pick(&self.parents).insecure_clone() } else { self.delegates[delegate_index].insecure_clone() };
+        let parent = if wrong {
+            self.rng.pick(&self.delegates).insecure_clone()
+        } else {
+            self.parents[parent_index].insecure_clone()
+        };
+        let delegate = if wrong {
+            self.rng.pick(&self.parents).insecure_clone()
+        } else {
+            self.delegates[delegate_index].insecure_clone()
+        };
         let parent_ta = self.token_account(&session.asset, &session.parent);
         match action {
             0..=11 => {
@@ -280,7 +289,12 @@ impl Harness {
         self.token_holders.extend(session.vault_token_account());
         self.send(ix, &parent);
         if self.w.vault(&session.vault()).is_some() {
-            self.sessions.push(LiveSession { session, parent: parent_index, delegate: delegate_index, next_trade_id: 1 });
+            self.sessions.push(LiveSession {
+                session,
+                parent: parent_index,
+                delegate: delegate_index,
+                next_trade_id: 1,
+            });
         }
     }
 
@@ -313,10 +327,9 @@ fn as_signer(
 #[test]
 fn no_value_is_created_or_lost_and_invariants_hold() {
     let steps: u64 = std::env::var("VAULT_PROPERTY_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let seed: u64 = std::env::var("VAULT_PROPERTY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed: u64 = std::env::var("VAULT_PROPERTY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
     println!("property run: {steps} steps, VAULT_PROPERTY_SEED={seed}");
     let mut h = Harness::new(seed);
     let tokens_at_start: Vec<u128> = h.mints.iter().map(|m| h.total_tokens(m)).collect();
@@ -328,7 +341,11 @@ fn no_value_is_created_or_lost_and_invariants_hold() {
         h.step = step;
         h.step();
         for (i, mint) in h.mints.iter().enumerate() {
-            assert_eq!(h.total_tokens(mint), tokens_at_start[i], "seed {seed} step {step}: tokens of mint {i} created or lost");
+            assert_eq!(
+                h.total_tokens(mint),
+                tokens_at_start[i],
+                "seed {seed} step {step}: tokens of mint {i} created or lost"
+            );
         }
         h.check_vaults(step, seed);
     }

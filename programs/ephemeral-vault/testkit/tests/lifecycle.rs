@@ -33,7 +33,9 @@ fn admin_updates_config_hands_over_admin_and_pauses() {
             &[],
         )
         .expect("update_config");
-    assert!(matches!(only_event(&landed), VaultEvent::ConfigUpdated(e) if e.new_admin == next_admin.pubkey() && e.params == params));
+    assert!(
+        matches!(only_event(&landed), VaultEvent::ConfigUpdated(e) if e.new_admin == next_admin.pubkey() && e.params == params)
+    );
     assert_eq!(w.config().params(), params);
     assert_eq!(w.config().admin, next_admin.pubkey());
 
@@ -61,10 +63,7 @@ fn create_sol_session_with_deposit_and_fee_top_up() {
     let vault_rent = w.rent(ephemeral_vault::state::Vault::SPACE);
     assert_eq!(w.lamports(&s.vault()), vault_rent + 3 * SOL);
     assert_eq!(w.lamports(&s.delegate.pubkey()), delegate_before + 10_000_000);
-    assert_eq!(
-        w.lamports(&s.parent.pubkey()),
-        parent_before - vault_rent - 3 * SOL - 10_000_000 - landed.meta.fee
-    );
+    assert_eq!(w.lamports(&s.parent.pubkey()), parent_before - vault_rent - 3 * SOL - 10_000_000 - landed.meta.fee);
     let vault = w.vault(&s.vault()).expect("vault");
     assert_eq!(vault.parent, s.parent.pubkey());
     assert_eq!(vault.delegate, s.delegate.pubkey());
@@ -125,9 +124,8 @@ fn sol_session_full_lifecycle() {
 
     // top up the delegate's fees from the vault
     let delegate_before = w.lamports(&s.delegate.pubkey());
-    let landed = w
-        .send(&[sdk::top_up_fees(&s.session, s.delegate.pubkey(), 1_000_000)], &s.delegate, &[])
-        .expect("top up");
+    let landed =
+        w.send(&[sdk::top_up_fees(&s.session, s.delegate.pubkey(), 1_000_000)], &s.delegate, &[]).expect("top up");
     assert_eq!(w.lamports(&s.delegate.pubkey()), delegate_before + 1_000_000 - landed.meta.fee);
     let vault = w.vault(&vault_key).unwrap();
     assert_eq!(vault.total_fee_top_ups, 1_000_000);
@@ -184,7 +182,9 @@ fn expired_session_is_cleaned_with_reason_expired() {
     w.advance(3_600);
     let caller = w.new_wallet(SOL);
     let landed = w.send(&[sdk::cleanup_vault(&s.session, caller.pubkey(), None)], &caller, &[]).expect("cleanup");
-    assert!(matches!(only_event(&landed), VaultEvent::VaultCleaned(e) if e.reason == CleanupReason::Expired && e.returned_amount == SOL));
+    assert!(
+        matches!(only_event(&landed), VaultEvent::VaultCleaned(e) if e.reason == CleanupReason::Expired && e.returned_amount == SOL)
+    );
 }
 
 #[test]
@@ -287,4 +287,97 @@ fn token_2022_session_lifecycle() {
 #[test]
 fn token_2022_transfer_fee_session_credits_what_arrived() {
     token_lifecycle(MintKind::Token2022TransferFee { bps: 150, max_fee: 100_000 });
+}
+
+// The Token-2022 extensions the mint policy accepts (mint_policy.rs), each through the whole
+// lifecycle. Their refused counterparts are in tests/mint_policy.rs.
+
+#[test]
+fn token_2022_close_authority_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::CloseAuthority));
+}
+
+#[test]
+fn token_2022_interest_bearing_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::InterestBearing));
+}
+
+#[test]
+fn token_2022_scaled_ui_amount_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::ScaledUiAmount));
+}
+
+#[test]
+fn token_2022_metadata_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::Metadata));
+}
+
+#[test]
+fn token_2022_group_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::Group));
+}
+
+#[test]
+fn token_2022_group_member_session_lifecycle() {
+    token_lifecycle(MintKind::Token2022With(MintExtension::GroupMember));
+}
+
+/// The README's account table ("The program"), checked against what the accounts really are:
+/// their lengths, the rent-exempt minimum this litesvm charges (its feature set lowers rent to
+/// 5,080 lamports a byte, SIMD-0437) and the genesis default of 6,960 lamports a byte that a
+/// local validator and the TypeScript tests' litesvm charge.
+#[test]
+fn account_sizes_and_rent_match_the_readme() {
+    let mut w = VaultWorld::new();
+    let mut observed: Vec<(&str, usize)> = vec![];
+    let mut measure = |w: &VaultWorld, name, address: &anchor_lang::prelude::Pubkey, principal: u64| {
+        let account = w.account(address).expect("account exists");
+        let len = account.data.len();
+        assert_eq!(account.lamports - principal, w.rent(len), "{name} holds exactly its rent");
+        observed.push((name, len));
+    };
+    measure(&w, "`Config`", &sdk::config_address(), 0);
+    let s = w.open_sol_session(SOL);
+    measure(&w, "`Vault`", &s.vault(), SOL);
+    for (name, kind) in [
+        ("vault token account (SPL Token / Token-2022)", MintKind::Spl),
+        ("vault token account (SPL Token / Token-2022)", MintKind::Token2022),
+        (
+            "vault token account (Token-2022 with transfer fee)",
+            MintKind::Token2022TransferFee { bps: 100, max_fee: 1_000 },
+        ),
+    ] {
+        let mint = w.create_mint(kind, 6);
+        let t = w.open_token_session(&mint, 0);
+        measure(&w, name, &t.session.vault_token_account().unwrap(), 0);
+    }
+    assert_eq!(observed[1].1, ephemeral_vault::state::Vault::SPACE);
+    assert_eq!(w.rent(0) / 128, 5_080, "this litesvm's lamports per byte");
+    let genesis = anchor_lang::prelude::Rent::default();
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../README.md")).expect("README.md");
+    let with_commas = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for (name, len) in observed {
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("README has no row for {name}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells[cells.len() - 4..cells.len() - 1],
+            [format!("{len} B"), with_commas(genesis.minimum_balance(len)), with_commas(w.rent(len)),],
+            "README row: {row}"
+        );
+    }
 }

@@ -40,10 +40,7 @@ fn account_data_matching() {
     let victim = w.open_sol_session(2 * SOL);
     let attacker = w.open_sol_session(SOL);
     let dest = w.new_wallet(SOL);
-    assert_vault_error(
-        w.trade(&victim, &attacker.delegate, dest.pubkey(), None, 1, SOL, 0),
-        VaultError::NotDelegate,
-    );
+    assert_vault_error(w.trade(&victim, &attacker.delegate, dest.pubkey(), None, 1, SOL, 0), VaultError::NotDelegate);
 }
 
 /// 2 - owner checks: a vault-shaped account not owned by the program.
@@ -55,10 +52,7 @@ fn owner_checks() {
     account.owner = Pubkey::new_unique();
     w.svm.set_account(s.vault(), account).unwrap();
     let dest = w.new_wallet(SOL);
-    assert_anchor_error(
-        w.trade(&s, &s.delegate, dest.pubkey(), None, 1, SOL, 0),
-        Anchor::AccountOwnedByWrongProgram,
-    );
+    assert_anchor_error(w.trade(&s, &s.delegate, dest.pubkey(), None, 1, SOL, 0), Anchor::AccountOwnedByWrongProgram);
 }
 
 /// 3 - type cosplay: the config account (also owned by the program) passed as a vault.
@@ -109,10 +103,7 @@ fn arbitrary_cpi() {
 fn duplicate_mutable_accounts() {
     let mut w = VaultWorld::new();
     let s = w.open_sol_session(2 * SOL);
-    assert_vault_error(
-        w.trade(&s, &s.delegate, s.vault(), None, 1, SOL, 0),
-        VaultError::InvalidDestination,
-    );
+    assert_vault_error(w.trade(&s, &s.delegate, s.vault(), None, 1, SOL, 0), VaultError::InvalidDestination);
     let mint = w.create_mint(MintKind::Spl, 6);
     let t = w.open_token_session(&mint, 1_000_000);
     let vault_ta = t.session.vault_token_account();
@@ -139,7 +130,13 @@ fn bump_seed_canonicalization() {
         })
         .expect("a non-canonical bump");
     assert_ne!(other, canonical);
-    let mut ix = sdk::create_session(s.parent.pubkey(), s.delegate.pubkey(), s.session.asset, None, session_args(s.session.session_id));
+    let mut ix = sdk::create_session(
+        s.parent.pubkey(),
+        s.delegate.pubkey(),
+        s.session.asset,
+        None,
+        session_args(s.session.session_id),
+    );
     ix.accounts[2].pubkey = other;
     assert_anchor_error(w.send(&[ix], &s.parent, &[]), Anchor::ConstraintSeeds);
 }
@@ -164,11 +161,8 @@ fn closing_accounts() {
     let s = w.open_sol_session(SOL);
     w.advance(3_600);
     let caller = w.new_wallet(SOL);
-    let revive = anchor_lang::solana_program::system_instruction::transfer(
-        &caller.pubkey(),
-        &s.vault(),
-        w.rent(Vault::SPACE),
-    );
+    let revive =
+        anchor_lang::solana_program::system_instruction::transfer(&caller.pubkey(), &s.vault(), w.rent(Vault::SPACE));
     w.send(&[sdk::cleanup_vault(&s.session, caller.pubkey(), None), revive], &caller, &[])
         .expect("cleanup then refund");
     let account = w.svm.get_account(&s.vault()).unwrap();
