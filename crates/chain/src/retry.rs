@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 /// Capped exponential backoff with full jitter, so many indexers restarting together do not
 /// hammer an endpoint in lockstep.
 #[derive(Clone, Debug)]
@@ -26,10 +25,8 @@ impl Backoff {
 
     /// The next delay: uniform in [0, min(cap, base * 2^attempt)].
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX))
-            .min(self.cap);
+        let ceiling =
+            self.base.saturating_mul(1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX)).min(self.cap);
         self.attempt = self.attempt.saturating_add(1);
         // xorshift: jitter only, no need for a cryptographic generator.
         self.seed ^= self.seed << 13;

@@ -70,9 +70,7 @@ pub struct RpcChain {
 
 impl RpcChain {
     pub fn new(url: &str, commitment: CommitmentConfig) -> Self {
-        Self {
-            client: crate::rpc::client(url, Duration::from_secs(15), commitment),
-        }
+        Self { client: crate::rpc::client(url, Duration::from_secs(15), commitment) }
     }
 }
 
@@ -103,12 +101,8 @@ impl Chain for RpcChain {
     }
 
     async fn account_owner(&self, key: &Pubkey) -> Result<Option<Pubkey>, ChainError> {
-        let account = self
-            .client
-            .get_account_with_commitment(key, self.client.commitment())
-            .await
-            .map_err(rpc_error)?
-            .value;
+        let account =
+            self.client.get_account_with_commitment(key, self.client.commitment()).await.map_err(rpc_error)?.value;
         Ok(account.map(|a| Pubkey::new_from_array(a.owner.to_bytes())))
     }
 }

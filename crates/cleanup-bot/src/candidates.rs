@@ -22,9 +22,8 @@ impl DbCandidates {
 
     /// The candidates' vault addresses, each once, in address order.
     pub async fn load(&self) -> Result<Vec<Pubkey>, sqlx::Error> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT vault_pda FROM cleanup_candidates_view")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT vault_pda FROM cleanup_candidates_view").fetch_all(&self.pool).await?;
         Ok(parse_addresses(rows))
     }
 }

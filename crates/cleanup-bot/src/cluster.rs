@@ -62,9 +62,7 @@ pub struct RpcClusterView {
 
 impl RpcClusterView {
     pub fn new(url: &str) -> Self {
-        Self {
-            client: vault_chain::rpc::client(url, Duration::from_secs(30), CommitmentConfig::confirmed()),
-        }
+        Self { client: vault_chain::rpc::client(url, Duration::from_secs(30), CommitmentConfig::confirmed()) }
     }
 }
 
@@ -87,11 +85,8 @@ impl ClusterView for RpcClusterView {
             },
             ..RpcProgramAccountsConfig::default()
         };
-        let accounts = self
-            .client
-            .get_program_ui_accounts_with_config(&ephemeral_vault::ID, config)
-            .await
-            .map_err(unavailable)?;
+        let accounts =
+            self.client.get_program_ui_accounts_with_config(&ephemeral_vault::ID, config).await.map_err(unavailable)?;
         Ok(accounts
             .into_iter()
             .filter_map(|(address, account)| {
@@ -108,12 +103,8 @@ impl ClusterView for RpcClusterView {
                 encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),
                 ..RpcAccountInfoConfig::default()
             };
-            let accounts = self
-                .client
-                .get_multiple_ui_accounts_with_config(chunk, config)
-                .await
-                .map_err(unavailable)?
-                .value;
+            let accounts =
+                self.client.get_multiple_ui_accounts_with_config(chunk, config).await.map_err(unavailable)?.value;
             // One entry per requested address, in order; None where there is no account.
             for (address, account) in chunk.iter().zip(accounts) {
                 let Some(account) = account else { continue };
@@ -128,11 +119,7 @@ impl ClusterView for RpcClusterView {
     }
 
     async fn config(&self) -> Result<Config, ChainError> {
-        let account = self
-            .client
-            .get_account(&ephemeral_vault::sdk::config_address())
-            .await
-            .map_err(unavailable)?;
+        let account = self.client.get_account(&ephemeral_vault::sdk::config_address()).await.map_err(unavailable)?;
         let mut slice = account.data.as_slice();
         Config::try_deserialize(&mut slice).map_err(unavailable)
     }

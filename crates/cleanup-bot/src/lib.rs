@@ -158,9 +158,7 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
                 None => 0,
             };
             let vault_rent = self.view.minimum_balance(Vault::SPACE).await?;
-            let reward = config
-                .cleanup_reward(vault_rent.saturating_add(token_account_rent))
-                .unwrap_or(0);
+            let reward = config.cleanup_reward(vault_rent.saturating_add(token_account_rent)).unwrap_or(0);
             let fee = self.config.fee_per_signature;
             if reward < fee.saturating_add(self.config.min_profit) {
                 report.skipped.push((account.address, format!("reward {reward} does not cover fee {fee}")));
@@ -189,7 +187,9 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
                 }
             };
             if reward < fee.saturating_add(extra_cost).saturating_add(self.config.min_profit) {
-                report.skipped.push((account.address, format!("reward {reward} does not cover the parent's token account rent")));
+                report
+                    .skipped
+                    .push((account.address, format!("reward {reward} does not cover the parent's token account rent")));
                 continue;
             }
             let Some(_guard) = self.claim(account.address) else {
@@ -220,11 +220,18 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
                             let vaults = self.view.vaults_at(&addresses).await?;
                             // From the value read above, so two rounds at once cannot wrap it
                             // below 0 (which would mean no scan for 4 billion rounds).
-                            let _ = self.rounds_to_scan.compare_exchange(left, left - 1, Ordering::Relaxed, Ordering::Relaxed);
+                            let _ = self.rounds_to_scan.compare_exchange(
+                                left,
+                                left - 1,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
                             report.from_db = addresses.len();
                             return Ok(vaults);
                         }
-                        Err(e) => tracing::warn!(error = %e, "cleanup candidates not read from the database; scanning the chain"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cleanup candidates not read from the database; scanning the chain")
+                        }
                     }
                 }
                 *scan_every
@@ -245,7 +252,10 @@ impl<C: Chain, V: ClusterView> CleanupBot<C, V> {
 
     /// Sends; retries with backoff only when the chain could not be reached (a refusal is final:
     /// another bot may have cleaned the vault first).
-    async fn send_with_retry(&self, ixs: &[anchor_lang::solana_program::instruction::Instruction]) -> Result<(), ChainError> {
+    async fn send_with_retry(
+        &self,
+        ixs: &[anchor_lang::solana_program::instruction::Instruction],
+    ) -> Result<(), ChainError> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut attempt = 0;
         loop {

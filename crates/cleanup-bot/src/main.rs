@@ -15,11 +15,14 @@ use anyhow::Context;
 use clap::{Args, Parser};
 use serde::{Deserialize, Serialize};
 use solana_commitment_config::CommitmentConfig;
-use vault_cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView, DEFAULT_SCAN_EVERY};
 use vault_chain::RpcChain;
+use vault_cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView, DEFAULT_SCAN_EVERY};
 
 #[derive(Parser)]
-#[command(name = "vault-cleanup-bot", about = "Cleans up expired, revoked or paused Ephemeral Vault sessions for their reward")]
+#[command(
+    name = "vault-cleanup-bot",
+    about = "Cleans up expired, revoked or paused Ephemeral Vault sessions for their reward"
+)]
 struct Cli {
     /// TOML file with settings (crates/cleanup-bot/vault-cleanup-bot.example.toml shows every key).
     #[arg(long, env = "VAULT_BOT_CONFIG")]
@@ -76,7 +79,14 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { rpc_url: None, keypair: None, interval_secs: 10, min_profit: 0, database_url: None, scan_every: DEFAULT_SCAN_EVERY }
+        Self {
+            rpc_url: None,
+            keypair: None,
+            interval_secs: 10,
+            min_profit: 0,
+            database_url: None,
+            scan_every: DEFAULT_SCAN_EVERY,
+        }
     }
 }
 
@@ -100,15 +110,15 @@ async fn main() -> anyhow::Result<()> {
         // Lazy, and quick to give up: a database that is down makes a round scan the chain
         // instead (see CandidateSource), it does not stop the bot from starting or stall it.
         Some(url) => {
-            let pool_settings = vault_db::PoolSettings {
-                max_connections: 1,
-                acquire_timeout: Duration::from_secs(5),
-                role: None,
-            };
+            let pool_settings =
+                vault_db::PoolSettings { max_connections: 1, acquire_timeout: Duration::from_secs(5), role: None };
             let pool = pool_settings
                 .connect_lazy(url.parse().context("--database-url is not a PostgreSQL URL")?)
                 .context("--database-url")?;
-            bot.with_candidates(CandidateSource::Database { candidates: DbCandidates::new(pool), scan_every: settings.scan_every })
+            bot.with_candidates(CandidateSource::Database {
+                candidates: DbCandidates::new(pool),
+                scan_every: settings.scan_every,
+            })
         }
         None => bot,
     };

@@ -5,26 +5,24 @@
 //! cleans what the database lists and the chain confirms, nothing the chain refutes, and the
 //! periodic scan finds what the database has not seen.
 
-use vault_devkit::test_db as common;
 use vault_devkit::litesvm_chain;
+use vault_devkit::test_db as common;
 
 use std::sync::{Arc, Mutex};
 
 use anchor_lang::prelude::Pubkey;
+use common::TestDb;
 use ephemeral_vault::sdk;
 use ephemeral_vault::state::CleanupReason;
 use ephemeral_vault_testkit::*;
 use litesvm_chain::{LiteSvmChain, LiteSvmView};
-use common::TestDb;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use sqlx::PgPool;
-use vault_indexer::chain_tx::ChainTx;
-use vault_cleanup_bot::{
-    BotConfig, CandidateSource, CleanupBot, DbCandidates, RoundReport,
-};
-use vault_indexer::ingest::Ingest;
+use vault_cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RoundReport};
 use vault_devkit::recorded::chain_tx;
+use vault_indexer::chain_tx::ChainTx;
+use vault_indexer::ingest::Ingest;
 
 #[tokio::test]
 async fn cleans_exactly_the_vaults_that_may_be_cleaned_and_is_paid() {
@@ -79,7 +77,10 @@ async fn cleans_exactly_the_vaults_that_may_be_cleaned_and_is_paid() {
         w.send(&[sdk::set_paused(admin.pubkey(), true)], &admin, &[]).expect("pause");
     }
     let paused = bot.run_once().await.expect("paused round");
-    assert_eq!(paused.cleaned.iter().map(|(v, r, _)| (*v, *r)).collect::<Vec<_>>(), vec![(active.vault(), CleanupReason::Emergency)]);
+    assert_eq!(
+        paused.cleaned.iter().map(|(v, r, _)| (*v, *r)).collect::<Vec<_>>(),
+        vec![(active.vault(), CleanupReason::Emergency)]
+    );
     assert!(world.lock().unwrap().vault(&active.vault()).is_none());
 }
 
@@ -90,13 +91,21 @@ async fn skips_vaults_whose_reward_does_not_cover_the_fee() {
     let admin = w.admin.insecure_clone();
     let mut params = default_params();
     params.cleanup_reward_cap = 1_000; // below the 5,000-lamport signature fee
-    w.send(&[sdk::update_config(admin.pubkey(), ephemeral_vault::instructions::UpdateConfigArgs { params, new_admin: None })], &admin, &[])
-        .expect("update");
+    w.send(
+        &[sdk::update_config(
+            admin.pubkey(),
+            ephemeral_vault::instructions::UpdateConfigArgs { params, new_admin: None },
+        )],
+        &admin,
+        &[],
+    )
+    .expect("update");
     let s = w.open_sol_session(LAMPORTS_PER_SOL);
     w.send(&[sdk::revoke_session(&s.session)], &s.parent, &[]).expect("revoke");
     let caller = w.new_wallet(LAMPORTS_PER_SOL);
     let world = Arc::new(Mutex::new(w));
-    let bot = CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default());
+    let bot =
+        CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default());
     let report = bot.run_once().await.expect("round");
     assert!(report.cleaned.is_empty());
     assert_eq!(report.skipped.len(), 1);
@@ -116,7 +125,8 @@ async fn returns_a_token_vault_to_an_associated_account_it_creates_for_the_paren
     assert!(w.account(&ata).is_none());
     let caller = w.new_wallet(LAMPORTS_PER_SOL);
     let world = Arc::new(Mutex::new(w));
-    let bot = CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default());
+    let bot =
+        CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default());
     let report = bot.run_once().await.expect("round");
     assert_eq!(report.cleaned.len(), 1, "{report:?}");
     let w = world.lock().unwrap();
@@ -138,7 +148,10 @@ async fn index(world: &Arc<Mutex<VaultWorld>>, pool: &PgPool) {
         .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
         .map(chain_tx)
         .collect();
-    let report = Ingest::default().write_batch(pool, "test", &vault_indexer::decode::decode_all(&txs), None).await.expect("indexing");
+    let report = Ingest::default()
+        .write_batch(pool, "test", &vault_indexer::decode::decode_all(&txs), None)
+        .await
+        .expect("indexing");
     assert_eq!(report.skipped + report.parked, 0, "{report:?}");
 }
 

@@ -28,14 +28,7 @@ mod tests {
 
     #[test]
     fn round_trips_the_whole_u64_range() {
-        for v in [
-            0,
-            1,
-            u64::from(u32::MAX),
-            i64::MAX as u64,
-            i64::MAX as u64 + 1,
-            u64::MAX,
-        ] {
+        for v in [0, 1, u64::from(u32::MAX), i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
             assert_eq!(from_db(to_db(v)), Ok(v));
         }
     }

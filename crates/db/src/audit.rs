@@ -19,7 +19,5 @@ pub struct BrokenLink {
 /// `None` when every row's hash matches its content and its predecessor and the positions have
 /// no gaps; otherwise the first row where that fails.
 pub async fn verify_chain<'e>(db: impl PgExecutor<'e>) -> Result<Option<BrokenLink>, sqlx::Error> {
-    sqlx::query_as::<_, BrokenLink>("SELECT chain_seq, id, problem FROM verify_audit_chain()")
-        .fetch_optional(db)
-        .await
+    sqlx::query_as::<_, BrokenLink>("SELECT chain_seq, id, problem FROM verify_audit_chain()").fetch_optional(db).await
 }

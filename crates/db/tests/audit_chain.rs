@@ -9,15 +9,13 @@ use sqlx::{Connection, Executor, PgPool};
 use vault_db::audit::{verify_chain, BrokenLink};
 
 async fn append(db: impl sqlx::PgExecutor<'_>, action: &str, actor: &str) {
-    sqlx::query(
-        "INSERT INTO audit_log (action, actor, success, metadata) VALUES ($1, $2, true, $3)",
-    )
-    .bind(action)
-    .bind(actor)
-    .bind(serde_json::json!({"actor": actor, "n": action}))
-    .execute(db)
-    .await
-    .expect("audit insert");
+    sqlx::query("INSERT INTO audit_log (action, actor, success, metadata) VALUES ($1, $2, true, $3)")
+        .bind(action)
+        .bind(actor)
+        .bind(serde_json::json!({"actor": actor, "n": action}))
+        .execute(db)
+        .await
+        .expect("audit insert");
 }
 
 #[tokio::test]
@@ -63,17 +61,12 @@ async fn concurrent_writers_build_one_gap_free_chain() {
     }
 
     let expected = (WRITERS * ROUNDS / 3 * (1 + 2 + 3)) as i64;
-    let (count, distinct, min, max): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT chain_seq), min(chain_seq), max(chain_seq) FROM audit_log",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (count, distinct, min, max),
-        (expected, expected, 1, expected),
-        "positions 1..=n, no gaps"
-    );
+    let (count, distinct, min, max): (i64, i64, i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT chain_seq), min(chain_seq), max(chain_seq) FROM audit_log")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((count, distinct, min, max), (expected, expected, 1, expected), "positions 1..=n, no gaps");
     assert_eq!(verify_chain(&db.pool).await.unwrap(), None);
 
     // Times follow chain order (they are taken under the chain lock).
@@ -116,62 +109,34 @@ async fn writers_cannot_choose_chain_fields_or_time() {
 async fn update_delete_and_truncate_are_refused_even_for_a_superuser() {
     let db = TestDb::new().await;
     append(&db.pool, "a", "x").await;
-    for sql in [
-        "UPDATE audit_log SET action = 'b'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
-    ] {
+    for sql in ["UPDATE audit_log SET action = 'b'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
         let r = db.pool.execute(sql).await;
         let err = r.expect_err(sql);
         let db_err = err.as_database_error().unwrap();
-        assert_eq!(
-            db_err.code().as_deref(),
-            Some(INSUFFICIENT_PRIVILEGE),
-            "{sql}"
-        );
-        assert!(
-            db_err.message().contains("append-only"),
-            "{sql}: {}",
-            db_err.message()
-        );
+        assert_eq!(db_err.code().as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{sql}");
+        assert!(db_err.message().contains("append-only"), "{sql}: {}", db_err.message());
     }
     // session_replication_role = replica skips ordinary triggers; the guard fires ALWAYS.
     let mut conn = db.connect().await;
-    conn.execute("SET session_replication_role = replica")
-        .await
-        .unwrap();
-    assert!(conn
-        .execute("UPDATE audit_log SET action = 'b'")
-        .await
-        .is_err());
+    conn.execute("SET session_replication_role = replica").await.unwrap();
+    assert!(conn.execute("UPDATE audit_log SET action = 'b'").await.is_err());
     assert!(conn.execute("DELETE FROM audit_log").await.is_err());
     conn.close().await.ok();
-    let action: String = sqlx::query_scalar("SELECT action FROM audit_log")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let action: String = sqlx::query_scalar("SELECT action FROM audit_log").fetch_one(&db.pool).await.unwrap();
     assert_eq!(action, "a");
 }
 
 /// Runs `sql` as a superuser who has switched the guard off, and switches it back on.
 async fn behind_the_guard(pool: &PgPool, sql: &str) {
     let mut tx = pool.begin().await.unwrap();
-    tx.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
-        .await
-        .unwrap();
+    tx.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only").await.unwrap();
     tx.execute(sql).await.unwrap();
-    tx.execute("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only")
-        .await
-        .unwrap();
+    tx.execute("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only").await.unwrap();
     tx.commit().await.unwrap();
 }
 
 async fn id_at(pool: &PgPool, seq: i64) -> i32 {
-    sqlx::query_scalar("SELECT id FROM audit_log WHERE chain_seq = $1")
-        .bind(seq)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT id FROM audit_log WHERE chain_seq = $1").bind(seq).fetch_one(pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -185,44 +150,21 @@ async fn edits_behind_the_guards_back_are_found_at_the_edited_row() {
     let broken = |seq: i64| {
         let pool = db.pool.clone();
         async move {
-            let found = verify_chain(&pool)
-                .await
-                .unwrap()
-                .expect("the edit went unnoticed");
-            assert_eq!(
-                (found.chain_seq, found.id),
-                (seq, id_at(&pool, seq).await),
-                "{found:?}"
-            );
+            let found = verify_chain(&pool).await.unwrap().expect("the edit went unnoticed");
+            assert_eq!((found.chain_seq, found.id), (seq, id_at(&pool, seq).await), "{found:?}");
             found
         }
     };
 
     // A column's content.
-    behind_the_guard(
-        &db.pool,
-        "UPDATE audit_log SET success = false WHERE chain_seq = 3",
-    )
-    .await;
+    behind_the_guard(&db.pool, "UPDATE audit_log SET success = false WHERE chain_seq = 3").await;
     let found: BrokenLink = broken(3).await;
     assert!(found.problem.contains("content"), "{found:?}");
-    behind_the_guard(
-        &db.pool,
-        "UPDATE audit_log SET success = true WHERE chain_seq = 3",
-    )
-    .await;
-    assert_eq!(
-        verify_chain(&db.pool).await.unwrap(),
-        None,
-        "the original content verifies again"
-    );
+    behind_the_guard(&db.pool, "UPDATE audit_log SET success = true WHERE chain_seq = 3").await;
+    assert_eq!(verify_chain(&db.pool).await.unwrap(), None, "the original content verifies again");
 
     // Inside the JSON.
-    behind_the_guard(
-        &db.pool,
-        "UPDATE audit_log SET metadata = metadata || '{\"n\": 0}' WHERE chain_seq = 2",
-    )
-    .await;
+    behind_the_guard(&db.pool, "UPDATE audit_log SET metadata = metadata || '{\"n\": 0}' WHERE chain_seq = 2").await;
     broken(2).await;
     behind_the_guard(
         &db.pool,
@@ -232,23 +174,12 @@ async fn edits_behind_the_guards_back_are_found_at_the_edited_row() {
     assert_eq!(verify_chain(&db.pool).await.unwrap(), None);
 
     // The stored hash itself.
-    behind_the_guard(
-        &db.pool,
-        "UPDATE audit_log SET row_hash = sha256('forged') WHERE chain_seq = 4",
-    )
-    .await;
+    behind_the_guard(&db.pool, "UPDATE audit_log SET row_hash = sha256('forged') WHERE chain_seq = 4").await;
     broken(4).await;
     // Re-hashing the edited row to hide it only moves the break to the next row's back link.
-    behind_the_guard(
-        &db.pool,
-        "UPDATE audit_log SET row_hash = audit_log_row_hash(audit_log) WHERE chain_seq = 4",
-    )
-    .await;
-    assert_eq!(
-        verify_chain(&db.pool).await.unwrap(),
-        None,
-        "row 4 unchanged, so its hash is the original"
-    );
+    behind_the_guard(&db.pool, "UPDATE audit_log SET row_hash = audit_log_row_hash(audit_log) WHERE chain_seq = 4")
+        .await;
+    assert_eq!(verify_chain(&db.pool).await.unwrap(), None, "row 4 unchanged, so its hash is the original");
     behind_the_guard(
         &db.pool,
         "UPDATE audit_log SET actor = 'someone else' WHERE chain_seq = 4;
@@ -266,10 +197,7 @@ async fn a_deleted_row_breaks_the_chain_at_its_successor() {
         append(&db.pool, &format!("action-{i}"), "actor").await;
     }
     behind_the_guard(&db.pool, "DELETE FROM audit_log WHERE chain_seq = 2").await;
-    let found = verify_chain(&db.pool)
-        .await
-        .unwrap()
-        .expect("the deletion went unnoticed");
+    let found = verify_chain(&db.pool).await.unwrap().expect("the deletion went unnoticed");
     assert_eq!(found.chain_seq, 3);
     assert!(found.problem.contains("expected"), "{found:?}");
 }
@@ -359,12 +287,7 @@ async fn row_hashes_can_be_recomputed_outside_the_database() {
         ] {
             h.update(field(f.as_deref()));
         }
-        assert_eq!(
-            h.finalize().as_slice(),
-            r.row_hash.as_slice(),
-            "row {}",
-            r.chain_seq
-        );
+        assert_eq!(h.finalize().as_slice(), r.row_hash.as_slice(), "row {}", r.chain_seq);
         prev = Some(r.row_hash);
     }
 }
@@ -376,7 +299,9 @@ async fn an_insert_that_conflicts_takes_no_chain_position() {
     // not from a sequence, the skipped row leaves no gap.
     let db = TestDb::new().await;
     db.pool
-        .execute("CREATE UNIQUE INDEX test_audit_key ON audit_log ((metadata ->> 'test_key')) WHERE metadata ? 'test_key'")
+        .execute(
+            "CREATE UNIQUE INDEX test_audit_key ON audit_log ((metadata ->> 'test_key')) WHERE metadata ? 'test_key'",
+        )
         .await
         .unwrap();
     let insert = |key: &'static str| {
@@ -397,10 +322,7 @@ async fn an_insert_that_conflicts_takes_no_chain_position() {
     assert_eq!(insert("a").await, 1);
     assert_eq!(insert("a").await, 0);
     assert_eq!(insert("b").await, 1);
-    let max: i64 = sqlx::query_scalar("SELECT max(chain_seq) FROM audit_log")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let max: i64 = sqlx::query_scalar("SELECT max(chain_seq) FROM audit_log").fetch_one(&db.pool).await.unwrap();
     assert_eq!(max, 2);
     assert_eq!(verify_chain(&db.pool).await.unwrap(), None);
 }

@@ -7,18 +7,8 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 /// Runs `sql` with `session_id` as $1 and `value` as $2.
-async fn exec_with(
-    pool: &PgPool,
-    sql: &str,
-    session_id: &str,
-    value: &str,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(sql)
-        .bind(session_id)
-        .bind(value)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+async fn exec_with(pool: &PgPool, sql: &str, session_id: &str, value: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query(sql).bind(session_id).bind(value).execute(pool).await.map(|r| r.rows_affected())
 }
 
 #[tokio::test]
@@ -94,11 +84,7 @@ async fn enumerations_refuse_unknown_values() {
                 .unwrap_or_else(|e| panic!("{constraint}: {value} refused: {e}"));
             tx.rollback().await.unwrap();
         }
-        assert_db_error(
-            exec_with(&db.pool, &sql, &s, bad).await,
-            CHECK_VIOLATION,
-            Some(constraint),
-        );
+        assert_db_error(exec_with(&db.pool, &sql, &s, bad).await, CHECK_VIOLATION, Some(constraint));
     }
 }
 
@@ -113,11 +99,8 @@ async fn amounts_hold_exactly_the_u64_range() {
     ];
     for (i, (column, constraint)) in amount_columns.into_iter().enumerate() {
         // `amount` is required: the other columns are tried beside an amount of 0.
-        let (columns, values) = if column == "amount" {
-            ("amount".to_string(), "$4")
-        } else {
-            (format!("amount, {column}"), "0, $4")
-        };
+        let (columns, values) =
+            if column == "amount" { ("amount".to_string(), "$4") } else { (format!("amount, {column}"), "0, $4") };
         let sql = format!(
             "INSERT INTO vault_transactions (session_id, transaction_signature, instruction_index,
                  transaction_type, {columns})
@@ -129,37 +112,15 @@ async fn amounts_hold_exactly_the_u64_range() {
             let sig = sig.clone();
             let s = s.clone();
             let pool = db.pool.clone();
-            async move {
-                sqlx::query(&sql)
-                    .bind(s)
-                    .bind(sig)
-                    .bind(index)
-                    .bind(value)
-                    .execute(&pool)
-                    .await
-            }
+            async move { sqlx::query(&sql).bind(s).bind(sig).bind(index).bind(value).execute(&pool).await }
         };
-        insert(0, dec(u64::MAX))
-            .await
-            .unwrap_or_else(|e| panic!("{column}: u64::MAX refused: {e}"));
-        insert(1, dec(0))
-            .await
-            .unwrap_or_else(|e| panic!("{column}: 0 refused: {e}"));
-        assert_db_error(
-            insert(2, u64_max_plus_one()).await,
-            CHECK_VIOLATION,
-            Some(constraint),
-        );
-        assert_db_error(
-            insert(3, Decimal::from(-1)).await,
-            CHECK_VIOLATION,
-            Some(constraint),
-        );
+        insert(0, dec(u64::MAX)).await.unwrap_or_else(|e| panic!("{column}: u64::MAX refused: {e}"));
+        insert(1, dec(0)).await.unwrap_or_else(|e| panic!("{column}: 0 refused: {e}"));
+        assert_db_error(insert(2, u64_max_plus_one()).await, CHECK_VIOLATION, Some(constraint));
+        assert_db_error(insert(3, Decimal::from(-1)).await, CHECK_VIOLATION, Some(constraint));
     }
-    let stored: Decimal = sqlx::query_scalar("SELECT max(amount) FROM vault_transactions")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let stored: Decimal =
+        sqlx::query_scalar("SELECT max(amount) FROM vault_transactions").fetch_one(&db.pool).await.unwrap();
     assert_eq!(stored, dec(u64::MAX), "stored exactly");
 
     // The session's amounts, and the other tables' ones.
@@ -172,21 +133,10 @@ async fn amounts_hold_exactly_the_u64_range() {
         let sql = format!("UPDATE ephemeral_sessions SET {column} = $2 WHERE session_id = $1");
         let set = |v: Decimal| sqlx::query(&sql).bind(&s).bind(v).execute(&db.pool);
         set(dec(u64::MAX)).await.unwrap();
-        assert_db_error(
-            set(u64_max_plus_one()).await,
-            CHECK_VIOLATION,
-            Some(constraint),
-        );
-        assert_db_error(
-            set(Decimal::from(-1)).await,
-            CHECK_VIOLATION,
-            Some(constraint),
-        );
+        assert_db_error(set(u64_max_plus_one()).await, CHECK_VIOLATION, Some(constraint));
+        assert_db_error(set(Decimal::from(-1)).await, CHECK_VIOLATION, Some(constraint));
     }
-    for (values, constraint) in [
-        ("$2, 0", "cleanup_returned_to_parent_u64"),
-        ("0, $2", "cleanup_reward_u64"),
-    ] {
+    for (values, constraint) in [("$2, 0", "cleanup_returned_to_parent_u64"), ("0, $2", "cleanup_reward_u64")] {
         let sql = format!(
             "INSERT INTO cleanup_events (session_id, vault_pda, returned_to_parent, cleanup_reward,
                  cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason)
@@ -207,11 +157,7 @@ async fn amounts_hold_exactly_the_u64_range() {
 async fn a_transaction_needs_a_known_session() {
     let db = TestDb::new().await;
     let r = NewTx::default().insert(&db.pool, &new_session_id()).await;
-    assert_db_error(
-        r,
-        FOREIGN_KEY_VIOLATION,
-        Some("vault_transactions_session_id_fkey"),
-    );
+    assert_db_error(r, FOREIGN_KEY_VIOLATION, Some("vault_transactions_session_id_fkey"));
     for (table, sql) in [
         ("delegation_history", "INSERT INTO delegation_history (session_id, vault_pda, delegate_wallet, approved_at) VALUES ($1, $2, $2, 1)"),
         ("session_analytics", "INSERT INTO session_analytics (session_id) SELECT $1 WHERE $2 IS NOT NULL"),
@@ -233,12 +179,7 @@ async fn identifiers_must_be_canonical() {
         "abc".to_string(),
         canonical.replacen(|c: char| c.is_ascii_hexdigit(), "g", 1),
     ] {
-        let r = NewSession {
-            session_id: bad.clone(),
-            ..NewSession::default()
-        }
-        .insert(&db.pool)
-        .await;
+        let r = NewSession { session_id: bad.clone(), ..NewSession::default() }.insert(&db.pool).await;
         assert_db_error(r, CHECK_VIOLATION, Some("sessions_session_id_format"));
     }
     // Wallets: base58 has no 0, O, I or l, and a 32-byte key is 32..44 characters.
@@ -251,29 +192,16 @@ async fn identifiers_must_be_canonical() {
         good[..31].to_string(),
         format!("{} ", &good[..40]),
     ] {
-        let r = NewSession {
-            parent_wallet: bad.clone(),
-            ..NewSession::default()
-        }
-        .insert(&db.pool)
-        .await;
+        let r = NewSession { parent_wallet: bad.clone(), ..NewSession::default() }.insert(&db.pool).await;
         assert_db_error(r, CHECK_VIOLATION, Some("sessions_parent_wallet_base58"));
     }
-    NewSession {
-        parent_wallet: good[..32].to_string(),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .expect("32 characters is a valid key");
+    NewSession { parent_wallet: good[..32].to_string(), ..NewSession::default() }
+        .insert(&db.pool)
+        .await
+        .expect("32 characters is a valid key");
     // Signatures are 64..88 characters of base58.
     let s = session(&db.pool).await;
-    let r = NewTx {
-        signature: signature(3)[..63].to_string(),
-        ..NewTx::default()
-    }
-    .insert(&db.pool, &s)
-    .await;
+    let r = NewTx { signature: signature(3)[..63].to_string(), ..NewTx::default() }.insert(&db.pool, &s).await;
     assert_db_error(r, CHECK_VIOLATION, Some("transactions_signature_base58"));
 }
 
@@ -303,34 +231,19 @@ async fn one_signature_carries_several_instructions_once_each() {
     .insert(&db.pool, &s)
     .await
     .unwrap();
-    let r = NewTx {
-        signature: sig.clone(),
-        instruction_index: 1,
-        transaction_type: "deposit",
-        ..NewTx::default()
-    }
-    .insert(&db.pool, &s)
-    .await;
-    assert_db_error(
-        r,
-        UNIQUE_VIOLATION,
-        Some("vault_transactions_signature_instruction_key"),
-    );
+    let r = NewTx { signature: sig.clone(), instruction_index: 1, transaction_type: "deposit", ..NewTx::default() }
+        .insert(&db.pool, &s)
+        .await;
+    assert_db_error(r, UNIQUE_VIOLATION, Some("vault_transactions_signature_instruction_key"));
 
     // The indexer's upsert on that key: replaying the deposit as finalized updates the row.
-    let upsert =
-        "INSERT INTO vault_transactions (session_id, transaction_signature, instruction_index,
+    let upsert = "INSERT INTO vault_transactions (session_id, transaction_signature, instruction_index,
                       transaction_type, amount, status, confirmed_at)
                   VALUES ($1, $2, 1, 'deposit', 500, 'finalized', 10)
                   ON CONFLICT (transaction_signature, instruction_index)
                   DO UPDATE SET status = EXCLUDED.status, confirmed_at = EXCLUDED.confirmed_at";
     for _ in 0..2 {
-        sqlx::query(upsert)
-            .bind(&s)
-            .bind(&sig)
-            .execute(&db.pool)
-            .await
-            .unwrap();
+        sqlx::query(upsert).bind(&s).bind(&sig).execute(&db.pool).await.unwrap();
     }
     let rows: Vec<(i32, String)> = sqlx::query_as(
         "SELECT instruction_index, status::text FROM vault_transactions WHERE transaction_signature = $1 ORDER BY 1",
@@ -339,24 +252,12 @@ async fn one_signature_carries_several_instructions_once_each() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    assert_eq!(
-        rows,
-        [(0, "pending".to_string()), (1, "finalized".to_string())]
-    );
+    assert_eq!(rows, [(0, "pending".to_string()), (1, "finalized".to_string())]);
 
     // Trade ids only on trades.
-    let r = NewTx {
-        transaction_type: "deposit",
-        trade_id: Some(dec(1)),
-        ..NewTx::default()
-    }
-    .insert(&db.pool, &s)
-    .await;
-    assert_db_error(
-        r,
-        CHECK_VIOLATION,
-        Some("transactions_trade_id_only_on_trades"),
-    );
+    let r =
+        NewTx { transaction_type: "deposit", trade_id: Some(dec(1)), ..NewTx::default() }.insert(&db.pool, &s).await;
+    assert_db_error(r, CHECK_VIOLATION, Some("transactions_trade_id_only_on_trades"));
 }
 
 async fn cleanup(pool: &PgPool, session_id: &str, sig: &str) -> Result<u64, sqlx::Error> {
@@ -379,11 +280,7 @@ async fn a_session_is_cleaned_up_once_and_replays_are_no_ops() {
     let db = TestDb::new().await;
     let s = session(&db.pool).await;
     assert_eq!(cleanup(&db.pool, &s, &signature(1)).await.unwrap(), 1);
-    assert_eq!(
-        cleanup(&db.pool, &s, &signature(1)).await.unwrap(),
-        0,
-        "replayed event"
-    );
+    assert_eq!(cleanup(&db.pool, &s, &signature(1)).await.unwrap(), 0, "replayed event");
     assert_db_error(
         cleanup(&db.pool, &s, &signature(2)).await,
         UNIQUE_VIOLATION,
@@ -420,16 +317,8 @@ async fn one_active_delegate_per_session_and_idempotent_approvals() {
     let s = session(&db.pool).await;
     let other = session(&db.pool).await;
     assert_eq!(approve(&db.pool, &s, 10, &signature(10)).await.unwrap(), 1);
-    assert_eq!(
-        approve(&db.pool, &s, 10, &signature(10)).await.unwrap(),
-        0,
-        "replayed approval"
-    );
-    assert_eq!(
-        approve(&db.pool, &other, 10, &signature(10)).await.unwrap(),
-        1,
-        "another session"
-    );
+    assert_eq!(approve(&db.pool, &s, 10, &signature(10)).await.unwrap(), 0, "replayed approval");
+    assert_eq!(approve(&db.pool, &other, 10, &signature(10)).await.unwrap(), 1, "another session");
     assert_db_error(
         approve(&db.pool, &s, 11, &signature(11)).await,
         UNIQUE_VIOLATION,
@@ -452,38 +341,21 @@ async fn one_active_delegate_per_session_and_idempotent_approvals() {
     // Replaying the old approval after the rotation changes nothing either.
     assert_eq!(approve(&db.pool, &s, 10, &signature(10)).await.unwrap(), 0);
 
-    let r = sqlx::query(
-        "UPDATE delegation_history SET revoked_at = 3 WHERE session_id = $1 AND is_active",
-    )
-    .bind(&s)
-    .execute(&db.pool)
-    .await;
+    let r = sqlx::query("UPDATE delegation_history SET revoked_at = 3 WHERE session_id = $1 AND is_active")
+        .bind(&s)
+        .execute(&db.pool)
+        .await;
     assert_db_error(r, CHECK_VIOLATION, Some("delegation_active_not_revoked"));
 }
 
 #[tokio::test]
 async fn session_status_and_timestamps_agree() {
     let db = TestDb::new().await;
-    let r = NewSession {
-        status: "cleaned",
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await;
+    let r = NewSession { status: "cleaned", ..NewSession::default() }.insert(&db.pool).await;
     assert_db_error(r, CHECK_VIOLATION, Some("sessions_cleaned_iff_cleaned_at"));
-    let r = NewSession {
-        cleaned_at: Some(1),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await;
+    let r = NewSession { cleaned_at: Some(1), ..NewSession::default() }.insert(&db.pool).await;
     assert_db_error(r, CHECK_VIOLATION, Some("sessions_cleaned_iff_cleaned_at"));
-    let r = NewSession {
-        status: "revoked",
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await;
+    let r = NewSession { status: "revoked", ..NewSession::default() }.insert(&db.pool).await;
     assert_db_error(r, CHECK_VIOLATION, Some("sessions_revoked_has_revoked_at"));
     // Resolved alerts have a resolution time, unresolved ones none.
     let s = session(&db.pool).await;
@@ -517,13 +389,12 @@ async fn session_rows_can_come_from_either_writer_first() {
     .unwrap()
     .rows_affected();
     assert_eq!(n, 1);
-    let (key, expires_at): (Option<Vec<u8>>, i64) = sqlx::query_as(
-        "SELECT encrypted_keypair, expires_at FROM ephemeral_sessions WHERE session_id = $1",
-    )
-    .bind(&s)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (key, expires_at): (Option<Vec<u8>>, i64) =
+        sqlx::query_as("SELECT encrypted_keypair, expires_at FROM ephemeral_sessions WHERE session_id = $1")
+            .bind(&s)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(key, Some(vec![1, 2]));
     assert!(expires_at > 10, "the chain's values stay");
 }
@@ -545,44 +416,29 @@ async fn rate_limit_counters_are_one_row_per_wallet_and_action() {
         let (pool, w) = (db.pool.clone(), w.clone());
         tasks.spawn(async move {
             for _ in 0..5 {
-                sqlx::query_scalar::<_, i32>(hit)
-                    .bind(&w)
-                    .bind(1_000i64)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+                sqlx::query_scalar::<_, i32>(hit).bind(&w).bind(1_000i64).fetch_one(&pool).await.unwrap();
             }
         });
     }
     while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
-    let count: i32 = sqlx::query_scalar(hit)
-        .bind(&w)
-        .bind(1_000i64)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let count: i32 = sqlx::query_scalar(hit).bind(&w).bind(1_000i64).fetch_one(&db.pool).await.unwrap();
     assert_eq!(count, 21);
     // A new window starts over.
-    let count: i32 = sqlx::query_scalar(hit)
-        .bind(&w)
-        .bind(1_060i64)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let count: i32 = sqlx::query_scalar(hit).bind(&w).bind(1_060i64).fetch_one(&db.pool).await.unwrap();
     assert_eq!(count, 1);
 
-    let r = sqlx::query("INSERT INTO rate_limits (parent_wallet, action_type, window_start, window_end) VALUES ($1, 'trade', 0, 1)")
-        .bind(&w)
-        .execute(&db.pool)
-        .await;
-    assert_db_error(r, UNIQUE_VIOLATION, Some("rate_limits_wallet_action_key"));
     let r = sqlx::query(
-        "UPDATE rate_limits SET max_requests = NULL WHERE parent_wallet = 'system_default'",
+        "INSERT INTO rate_limits (parent_wallet, action_type, window_start, window_end) VALUES ($1, 'trade', 0, 1)",
     )
+    .bind(&w)
     .execute(&db.pool)
     .await;
+    assert_db_error(r, UNIQUE_VIOLATION, Some("rate_limits_wallet_action_key"));
+    let r = sqlx::query("UPDATE rate_limits SET max_requests = NULL WHERE parent_wallet = 'system_default'")
+        .execute(&db.pool)
+        .await;
     assert_db_error(r, CHECK_VIOLATION, Some("rate_limits_default_has_limit"));
     let r = sqlx::query("INSERT INTO rate_limits (parent_wallet, action_type, window_start, window_end) VALUES ('someone', 'deposit', 0, 1)")
         .execute(&db.pool)

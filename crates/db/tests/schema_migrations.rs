@@ -41,10 +41,7 @@ async fn catalog_snapshot(pool: &PgPool) -> Vec<String> {
 }
 
 async fn names(pool: &PgPool, query: &str) -> Vec<String> {
-    let mut v: Vec<String> = sqlx::query_scalar(query)
-        .fetch_all(pool)
-        .await
-        .expect(query);
+    let mut v: Vec<String> = sqlx::query_scalar(query).fetch_all(pool).await.expect(query);
     v.sort();
     v
 }
@@ -52,16 +49,12 @@ async fn names(pool: &PgPool, query: &str) -> Vec<String> {
 #[tokio::test]
 async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
     let db = TestDb::empty().await;
-    vault_db::migrate(&db.pool)
-        .await
-        .expect("first run");
+    vault_db::migrate(&db.pool).await.expect("first run");
     let first = catalog_snapshot(&db.pool).await;
 
     // Every migration recorded, and the reference's objects all present.
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&db.pool).await.unwrap();
     assert_eq!(applied as usize, vault_db::MIGRATOR.iter().count());
 
     let tables = names(
@@ -81,32 +74,14 @@ async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
         "session_analytics",
         "vault_transactions",
     ] {
-        assert!(
-            tables.iter().any(|t| t == reference_table),
-            "table {reference_table} missing"
-        );
+        assert!(tables.iter().any(|t| t == reference_table), "table {reference_table} missing");
     }
-    let views = names(
-        &db.pool,
-        "SELECT viewname::text FROM pg_views WHERE schemaname = 'public'",
-    )
-    .await;
-    for reference_view in [
-        "active_sessions_view",
-        "alerts_summary_view",
-        "cleanup_candidates_view",
-    ] {
-        assert!(
-            views.iter().any(|v| v == reference_view),
-            "view {reference_view} missing"
-        );
+    let views = names(&db.pool, "SELECT viewname::text FROM pg_views WHERE schemaname = 'public'").await;
+    for reference_view in ["active_sessions_view", "alerts_summary_view", "cleanup_candidates_view"] {
+        assert!(views.iter().any(|v| v == reference_view), "view {reference_view} missing");
     }
 
-    let indexes = names(
-        &db.pool,
-        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'",
-    )
-    .await;
+    let indexes = names(&db.pool, "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'").await;
     for reference_index in [
         "idx_sessions_parent_wallet",
         "idx_sessions_session_id",
@@ -137,10 +112,7 @@ async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
         "idx_audit_action",
         "idx_audit_created_at",
     ] {
-        assert!(
-            indexes.iter().any(|i| i == reference_index),
-            "index {reference_index} missing"
-        );
+        assert!(indexes.iter().any(|i| i == reference_index), "index {reference_index} missing");
     }
 
     let triggers = names(
@@ -148,22 +120,12 @@ async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
         "SELECT tgname::text FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'vault_transactions'::regclass",
     )
     .await;
-    for t in [
-        "update_activity_on_transaction",
-        "update_analytics_on_transaction",
-    ] {
+    for t in ["update_activity_on_transaction", "update_analytics_on_transaction"] {
         assert!(triggers.iter().any(|x| x == t), "trigger {t} missing");
     }
-    let functions = names(
-        &db.pool,
-        "SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace",
-    )
-    .await;
-    for f in [
-        "update_session_activity",
-        "update_session_analytics",
-        "verify_audit_chain",
-    ] {
+    let functions =
+        names(&db.pool, "SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace").await;
+    for f in ["update_session_activity", "update_session_analytics", "verify_audit_chain"] {
         assert!(functions.iter().any(|x| x == f), "function {f} missing");
     }
 
@@ -177,18 +139,12 @@ async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
     .unwrap();
     assert_eq!(
         defaults,
-        [
-            ("deposit".to_string(), 30, 3600),
-            ("session_create".to_string(), 10, 3600),
-            ("trade".to_string(), 60, 60)
-        ]
+        [("deposit".to_string(), 30, 3600), ("session_create".to_string(), 10, 3600), ("trade".to_string(), 60, 60)]
     );
 
     // Again, from a fresh pool as a restarted service would: nothing changes.
     let again = db.another_pool().await;
-    vault_db::migrate(&again)
-        .await
-        .expect("second run");
+    vault_db::migrate(&again).await.expect("second run");
     again.close().await;
     let second = catalog_snapshot(&db.pool).await;
     assert_eq!(first, second);
@@ -197,35 +153,22 @@ async fn migrations_apply_to_an_empty_database_and_a_rerun_changes_nothing() {
 #[tokio::test]
 async fn several_databases_of_one_cluster_migrate_at_the_same_time() {
     // Roles are cluster-wide: each database's role migration must cope with the others'.
-    let dbs = [
-        TestDb::empty().await,
-        TestDb::empty().await,
-        TestDb::empty().await,
-        TestDb::empty().await,
-    ];
+    let dbs = [TestDb::empty().await, TestDb::empty().await, TestDb::empty().await, TestDb::empty().await];
     let mut tasks = tokio::task::JoinSet::new();
     for db in &dbs {
         let pool = db.pool.clone();
         tasks.spawn(async move { vault_db::migrate(&pool).await });
     }
     while let Some(result) = tasks.join_next().await {
-        result
-            .expect("task panicked")
-            .expect("concurrent migration failed");
+        result.expect("task panicked").expect("concurrent migration failed");
     }
     // And two pools racing on one database apply each migration once (sqlx's advisory lock).
     let db = TestDb::empty().await;
     let other = db.another_pool().await;
-    let (a, b) = tokio::join!(
-        vault_db::migrate(&db.pool),
-        vault_db::migrate(&other)
-    );
+    let (a, b) = tokio::join!(vault_db::migrate(&db.pool), vault_db::migrate(&other));
     a.expect("first racer");
     b.expect("second racer");
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&db.pool).await.unwrap();
     assert_eq!(applied as usize, vault_db::MIGRATOR.iter().count());
     other.close().await;
 }

@@ -7,21 +7,11 @@ use common::*;
 use sqlx::{Executor, PgPool};
 
 /// Runs `sql` as `role`, binding `session_id` to $1 when the statement has a parameter.
-async fn as_role(
-    pool: &PgPool,
-    role: &str,
-    sql: &str,
-    session_id: &str,
-) -> Result<u64, sqlx::Error> {
+async fn as_role(pool: &PgPool, role: &str, sql: &str, session_id: &str) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    tx.execute(format!("SET LOCAL ROLE {role}").as_str())
-        .await?;
+    tx.execute(format!("SET LOCAL ROLE {role}").as_str()).await?;
     let q = sqlx::query(sql);
-    let q = if sql.contains("$1") {
-        q.bind(session_id)
-    } else {
-        q
-    };
+    let q = if sql.contains("$1") { q.bind(session_id) } else { q };
     let result = q.execute(&mut *tx).await.map(|r| r.rows_affected());
     tx.rollback().await?;
     result
@@ -67,19 +57,9 @@ async fn vault_readonly_reads_but_writes_nothing_and_never_sees_keys() {
         "SELECT * FROM verify_audit_chain()",
         "SELECT session_id, parent_wallet, total_spent, user_ip FROM ephemeral_sessions",
     ] {
-        as_role(&db.pool, r, sql, &s)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        as_role(&db.pool, r, sql, &s).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "SELECT encrypted_keypair FROM ephemeral_sessions",
-            &s,
-        )
-        .await,
-    );
+    refused(as_role(&db.pool, r, "SELECT encrypted_keypair FROM ephemeral_sessions", &s).await);
     refused(as_role(&db.pool, r, "SELECT * FROM ephemeral_sessions", &s).await);
     let sig = signature(5);
     refused(
@@ -94,24 +74,8 @@ async fn vault_readonly_reads_but_writes_nothing_and_never_sees_keys() {
         )
         .await,
     );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "UPDATE ephemeral_sessions SET user_agent = 'x' WHERE session_id = $1",
-            &s,
-        )
-        .await,
-    );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "INSERT INTO audit_log (action, actor, success) VALUES ('a', 'b', true)",
-            &s,
-        )
-        .await,
-    );
+    refused(as_role(&db.pool, r, "UPDATE ephemeral_sessions SET user_agent = 'x' WHERE session_id = $1", &s).await);
+    refused(as_role(&db.pool, r, "INSERT INTO audit_log (action, actor, success) VALUES ('a', 'b', true)", &s).await);
     refused(as_role(&db.pool, r, "DELETE FROM rate_limits", &s).await);
     refused(as_role(&db.pool, r, "CREATE TABLE sneaky (x int)", &s).await);
 }
@@ -161,74 +125,23 @@ async fn vault_indexer_writes_chain_data_only() {
     }
     tx.commit().await.unwrap();
     let a = analytics(&db.pool, &s).await.unwrap();
-    assert_eq!(
-        (a.total_trades, a.failed_trades),
-        (1, 1),
-        "triggers ran for the indexer"
-    );
+    assert_eq!((a.total_trades, a.failed_trades), (1, 1), "triggers ran for the indexer");
 
     // Not the service's columns, not the service's tables, no deletes, no audit edits.
     refused(
-        as_role(
-            &db.pool,
-            r,
-            "UPDATE ephemeral_sessions SET encrypted_keypair = '\\x00' WHERE session_id = $1",
-            &s,
-        )
-        .await,
+        as_role(&db.pool, r, "UPDATE ephemeral_sessions SET encrypted_keypair = '\\x00' WHERE session_id = $1", &s)
+            .await,
     );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "UPDATE ephemeral_sessions SET user_ip = '1.2.3.4' WHERE session_id = $1",
-            &s,
-        )
-        .await,
-    );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "SELECT encrypted_keypair FROM ephemeral_sessions WHERE session_id = $1",
-            &s,
-        )
-        .await,
-    );
+    refused(as_role(&db.pool, r, "UPDATE ephemeral_sessions SET user_ip = '1.2.3.4' WHERE session_id = $1", &s).await);
+    refused(as_role(&db.pool, r, "SELECT encrypted_keypair FROM ephemeral_sessions WHERE session_id = $1", &s).await);
     refused(as_role(&db.pool, r, "UPDATE rate_limits SET request_count = 0", &s).await);
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "DELETE FROM vault_transactions WHERE session_id = $1",
-            &s,
-        )
-        .await,
-    );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "DELETE FROM ephemeral_sessions WHERE session_id = $1",
-            &s,
-        )
-        .await,
-    );
+    refused(as_role(&db.pool, r, "DELETE FROM vault_transactions WHERE session_id = $1", &s).await);
+    refused(as_role(&db.pool, r, "DELETE FROM ephemeral_sessions WHERE session_id = $1", &s).await);
     refused(as_role(&db.pool, r, "UPDATE audit_log SET action = 'x'", &s).await);
     refused(as_role(&db.pool, r, "SELECT * FROM audit_log", &s).await);
     // Only the column an idempotent insert's conflict check reads.
-    as_role(&db.pool, r, "SELECT metadata FROM audit_log", &s)
-        .await
-        .unwrap();
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "UPDATE security_alerts SET severity = 'low'",
-            &s,
-        )
-        .await,
-    );
+    as_role(&db.pool, r, "SELECT metadata FROM audit_log", &s).await.unwrap();
+    refused(as_role(&db.pool, r, "UPDATE security_alerts SET severity = 'low'", &s).await);
 }
 
 #[tokio::test]
@@ -268,16 +181,16 @@ async fn vault_service_writes_metadata_rate_limits_alerts_and_audit() {
     tx.commit().await.unwrap();
 
     // Chain data is the indexer's.
+    refused(as_role(&db.pool, r, "UPDATE ephemeral_sessions SET total_spent = 0 WHERE session_id = $1", &s).await);
     refused(
         as_role(
             &db.pool,
             r,
-            "UPDATE ephemeral_sessions SET total_spent = 0 WHERE session_id = $1",
+            "UPDATE ephemeral_sessions SET status = 'revoked', revoked_at = 1 WHERE session_id = $1",
             &s,
         )
         .await,
     );
-    refused(as_role(&db.pool, r, "UPDATE ephemeral_sessions SET status = 'revoked', revoked_at = 1 WHERE session_id = $1", &s).await);
     let sig = signature(8);
     refused(
         as_role(
@@ -291,15 +204,7 @@ async fn vault_service_writes_metadata_rate_limits_alerts_and_audit() {
         )
         .await,
     );
-    refused(
-        as_role(
-            &db.pool,
-            r,
-            "UPDATE session_analytics SET total_trades = 0",
-            &s,
-        )
-        .await,
-    );
+    refused(as_role(&db.pool, r, "UPDATE session_analytics SET total_trades = 0", &s).await);
     refused(as_role(&db.pool, r, "INSERT INTO cleanup_events (session_id, vault_pda, returned_to_parent, cleanup_reward, cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason) SELECT $1, 'x', 0, 0, 'x', 'x', 0, 'expired'", &s).await);
     refused(as_role(&db.pool, r, "DELETE FROM audit_log", &s).await);
     refused(as_role(&db.pool, r, "DELETE FROM security_alerts", &s).await);

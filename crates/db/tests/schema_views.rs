@@ -28,13 +28,7 @@ async fn active_rows(pool: &PgPool) -> Vec<ActiveRow> {
 #[tokio::test]
 async fn active_sessions_view_shows_zero_for_sessions_without_trades() {
     let db = TestDb::new().await;
-    let quiet = NewSession {
-        total_deposited: dec(1_000),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
+    let quiet = NewSession { total_deposited: dec(1_000), ..NewSession::default() }.insert(&db.pool).await.unwrap();
     let busy = NewSession {
         total_deposited: dec(1_000),
         total_spent: dec(300),
@@ -45,68 +39,32 @@ async fn active_sessions_view_shows_zero_for_sessions_without_trades() {
     .await
     .unwrap();
     for (amount, status) in [(100, "confirmed"), (200, "finalized"), (50, "failed")] {
-        NewTx {
-            amount: dec(amount),
-            status,
-            ..NewTx::default()
-        }
-        .insert(&db.pool, &busy)
-        .await
-        .unwrap();
+        NewTx { amount: dec(amount), status, ..NewTx::default() }.insert(&db.pool, &busy).await.unwrap();
     }
     // Not active: revoked; past its expiry though nobody marked it; cleaned.
     let now = unix_now();
-    NewSession {
-        status: "revoked",
-        revoked_at: Some(now),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
-    NewSession {
-        created_at: now - 7200,
-        expires_at: now - 10,
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
-    NewSession {
-        status: "cleaned",
-        cleaned_at: Some(now),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
+    NewSession { status: "revoked", revoked_at: Some(now), ..NewSession::default() }.insert(&db.pool).await.unwrap();
+    NewSession { created_at: now - 7200, expires_at: now - 10, ..NewSession::default() }
+        .insert(&db.pool)
+        .await
+        .unwrap();
+    NewSession { status: "cleaned", cleaned_at: Some(now), ..NewSession::default() }.insert(&db.pool).await.unwrap();
 
     let mut expected = vec![
-        ActiveRow {
-            session_id: quiet.clone(),
-            remaining_balance: dec(1_000),
-            total_trades: 0,
-            total_volume: dec(0),
-        },
+        ActiveRow { session_id: quiet.clone(), remaining_balance: dec(1_000), total_trades: 0, total_volume: dec(0) },
         // 1000 deposited - 300 spent - 200 withdrawn; 3 trades, 300 of successful volume.
-        ActiveRow {
-            session_id: busy.clone(),
-            remaining_balance: dec(500),
-            total_trades: 3,
-            total_volume: dec(300),
-        },
+        ActiveRow { session_id: busy.clone(), remaining_balance: dec(500), total_trades: 3, total_volume: dec(300) },
     ];
     expected.sort_by(|a, b| a.session_id.cmp(&b.session_id));
     assert_eq!(active_rows(&db.pool).await, expected);
 
     // The no-analytics case reads 0, not NULL, in the raw columns too.
-    let (trades, volume): (Option<i32>, Option<Decimal>) = sqlx::query_as(
-        "SELECT total_trades, total_volume FROM active_sessions_view WHERE session_id = $1",
-    )
-    .bind(&quiet)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (trades, volume): (Option<i32>, Option<Decimal>) =
+        sqlx::query_as("SELECT total_trades, total_volume FROM active_sessions_view WHERE session_id = $1")
+            .bind(&quiet)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!((trades, volume), (Some(0), Some(dec(0))));
 }
 
@@ -154,11 +112,7 @@ async fn alerts_summary_view_lists_every_session_and_counts_unresolved_alerts() 
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    let row = |id: &str| {
-        rows.iter()
-            .find(|r| r.session_id == id)
-            .unwrap_or_else(|| panic!("{id} missing"))
-    };
+    let row = |id: &str| rows.iter().find(|r| r.session_id == id).unwrap_or_else(|| panic!("{id} missing"));
     assert_eq!(rows.len(), 3, "every session is listed, alerts or not");
     let zero = |id: &str| AlertRow {
         session_id: id.to_string(),
@@ -186,31 +140,19 @@ async fn cleanup_candidates_are_expired_or_inactive_sessions_not_yet_cleaned() {
     let db = TestDb::new().await;
     let now = unix_now();
     let live = session(&db.pool).await;
-    let expired_unmarked = NewSession {
-        created_at: now - 7200,
-        expires_at: now - 100,
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
-    let marked_expired = NewSession {
-        created_at: now - 7200,
-        expires_at: now - 50,
-        status: "expired",
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
-    let revoked_early = NewSession {
-        status: "revoked",
-        revoked_at: Some(now),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
+    let expired_unmarked = NewSession { created_at: now - 7200, expires_at: now - 100, ..NewSession::default() }
+        .insert(&db.pool)
+        .await
+        .unwrap();
+    let marked_expired =
+        NewSession { created_at: now - 7200, expires_at: now - 50, status: "expired", ..NewSession::default() }
+            .insert(&db.pool)
+            .await
+            .unwrap();
+    let revoked_early = NewSession { status: "revoked", revoked_at: Some(now), ..NewSession::default() }
+        .insert(&db.pool)
+        .await
+        .unwrap();
     let cleaned_expired = NewSession {
         created_at: now - 7200,
         expires_at: now - 100,
@@ -221,34 +163,23 @@ async fn cleanup_candidates_are_expired_or_inactive_sessions_not_yet_cleaned() {
     .insert(&db.pool)
     .await
     .unwrap();
-    let cleaned_revoked = NewSession {
-        status: "cleaned",
-        revoked_at: Some(now - 5),
-        cleaned_at: Some(now),
-        ..NewSession::default()
-    }
-    .insert(&db.pool)
-    .await
-    .unwrap();
+    let cleaned_revoked =
+        NewSession { status: "cleaned", revoked_at: Some(now - 5), cleaned_at: Some(now), ..NewSession::default() }
+            .insert(&db.pool)
+            .await
+            .unwrap();
 
-    let rows: Vec<(String, i64, String)> = sqlx::query_as(
-        "SELECT session_id::text, seconds_expired, status::text FROM cleanup_candidates_view",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT session_id::text, seconds_expired, status::text FROM cleanup_candidates_view")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     for candidate in [&expired_unmarked, &marked_expired, &revoked_early] {
-        assert!(
-            ids.contains(&candidate.as_str()),
-            "{candidate} should be a candidate"
-        );
+        assert!(ids.contains(&candidate.as_str()), "{candidate} should be a candidate");
     }
     for not_candidate in [&live, &cleaned_expired, &cleaned_revoked] {
-        assert!(
-            !ids.contains(&not_candidate.as_str()),
-            "{not_candidate} should not be a candidate"
-        );
+        assert!(!ids.contains(&not_candidate.as_str()), "{not_candidate} should not be a candidate");
     }
     assert_eq!(rows.len(), 3);
     let seconds = |id: &str| rows.iter().find(|r| r.0 == id).unwrap().1;
@@ -269,20 +200,18 @@ async fn cleanup_candidates_are_expired_or_inactive_sessions_not_yet_cleaned() {
     .execute(&mut *tx)
     .await
     .unwrap();
-    let in_cleanup: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM cleanup_candidates_view WHERE session_id = $1)",
-    )
-    .bind(&edge)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    let in_active: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM active_sessions_view WHERE session_id = $1)",
-    )
-    .bind(&edge)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let in_cleanup: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cleanup_candidates_view WHERE session_id = $1)")
+            .bind(&edge)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    let in_active: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM active_sessions_view WHERE session_id = $1)")
+            .bind(&edge)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
     assert!(in_cleanup && !in_active);
     tx.rollback().await.unwrap();
 }

@@ -11,13 +11,10 @@ fn main() -> Result<()> {
     let [program_dir, out] = args.as_slice() else {
         bail!("usage: idl-gen <program-dir> <out.json>");
     };
-    let program_dir = PathBuf::from(program_dir)
-        .canonicalize()
-        .with_context(|| format!("program directory {program_dir}"))?;
-    let idl = anchor_lang_idl::build::IdlBuilder::new()
-        .program_path(program_dir)
-        .build()
-        .context("building the IDL")?;
+    let program_dir =
+        PathBuf::from(program_dir).canonicalize().with_context(|| format!("program directory {program_dir}"))?;
+    let idl =
+        anchor_lang_idl::build::IdlBuilder::new().program_path(program_dir).build().context("building the IDL")?;
     let json = serde_json::to_string_pretty(&idl)?;
     std::fs::write(out, json + "\n").with_context(|| format!("writing {out}"))?;
     Ok(())

@@ -17,25 +17,12 @@ struct Cli {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let url = Cli::parse().database_url;
-    if !Postgres::database_exists(&url)
-        .await
-        .context("cannot reach the PostgreSQL server in DATABASE_URL")?
-    {
-        Postgres::create_database(&url)
-            .await
-            .context("creating the database")?;
+    if !Postgres::database_exists(&url).await.context("cannot reach the PostgreSQL server in DATABASE_URL")? {
+        Postgres::create_database(&url).await.context("creating the database")?;
     }
-    let pool = vault_db::connect(&url)
-        .await
-        .context("connecting")?;
-    vault_db::migrate(&pool)
-        .await
-        .context("applying migrations")?;
-    let latest = vault_db::MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0);
+    let pool = vault_db::connect(&url).await.context("connecting")?;
+    vault_db::migrate(&pool).await.context("applying migrations")?;
+    let latest = vault_db::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     eprintln!("schema at migration {latest}");
     pool.close().await;
     Ok(())
