@@ -1,7 +1,7 @@
 //! Shared by the tests that run against a real solana-test-validator (main_job,
 //! indexer_gap_rpc): one started by `scripts/validator.sh` in a directory of its own, on ports
 //! that are free, stopped on drop. Where there is no validator binary, `start` says so and the
-//! test returns (passes) without it.
+//! test returns (passes) without it - unless VAULT_REQUIRE_VALIDATOR=1, which makes it fail.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -55,6 +55,10 @@ impl LocalValidator {
         if !found.status.success() {
             // libtest names each test's thread after the test (tokio's block_on runs there).
             let test = std::thread::current().name().unwrap_or("this test").to_string();
+            // scripts/test.sh builds a validator first and sets this: there, none is a failure.
+            if std::env::var_os("VAULT_REQUIRE_VALIDATOR").is_some_and(|v| v == "1") {
+                panic!("{test}: no local validator, and VAULT_REQUIRE_VALIDATOR=1 requires one");
+            }
             eprintln!(
                 "SKIPPED {test}: no local validator here. `scripts/validator.sh ensure` builds one \
                  (~25 min, once per machine); the litesvm and gRPC tests cover the same code paths."
