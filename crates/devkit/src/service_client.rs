@@ -1,15 +1,18 @@
 //! A minimal signed client for the API (tests, the benchmark, Rust callers).
 
+use std::sync::Arc;
+
 use ed25519_dalek::SigningKey;
 use reqwest::Method;
 use serde_json::Value;
 
 use vault_session_service::auth::{random_nonce, sign_request, SignedHeaders};
 
-/// A response: status and JSON body (Null when the body is not JSON).
+/// A response: status, Content-Type and JSON body (Null when the body is not JSON).
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
+    pub content_type: Option<String>,
     pub body: Value,
 }
 
@@ -20,14 +23,24 @@ impl Reply {
     }
 }
 
+/// Sees every exchange of a client: method, path and query, reply (the session service's tests
+/// check each reply against the OpenAPI document).
+pub type Observer = Arc<dyn Fn(&str, &str, &Reply) + Send + Sync>;
+
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
+    pub observer: Option<Observer>,
 }
 
 impl Client {
     pub fn new(base: impl Into<String>) -> Self {
-        Self { http: reqwest::Client::new(), base: base.into() }
+        Self { http: reqwest::Client::new(), base: base.into(), observer: None }
+    }
+
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Sends `method path` with `body` signed by `key` at `timestamp` with `nonce`.
@@ -46,8 +59,15 @@ impl Client {
     }
 
     /// Signed now, with a fresh nonce.
-    pub async fn send(&self, key: &SigningKey, method: &str, path_and_query: &str, body: Option<&Value>) -> reqwest::Result<Reply> {
-        self.send_signed_with(key, method, path_and_query, body, vault_session_service::unix_now(), &random_nonce()).await
+    pub async fn send(
+        &self,
+        key: &SigningKey,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Result<Reply> {
+        self.send_signed_with(key, method, path_and_query, body, vault_session_service::unix_now(), &random_nonce())
+            .await
     }
 
     pub async fn get(&self, key: &SigningKey, path_and_query: &str) -> reqwest::Result<Reply> {
@@ -67,8 +87,8 @@ impl Client {
         headers: Option<&SignedHeaders>,
         extra: Option<(&str, &str)>,
     ) -> reqwest::Result<Reply> {
-        let method = Method::from_bytes(method.as_bytes()).expect("method");
-        let mut rb = self.http.request(method, format!("{}{}", self.base, path_and_query));
+        let verb = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(verb, format!("{}{}", self.base, path_and_query));
         if let Some(h) = headers {
             for (k, v) in h.pairs() {
                 rb = rb.header(k, v);
@@ -82,8 +102,13 @@ impl Client {
         }
         let resp = rb.send().await?;
         let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Reply { status, body })
+        let reply = Reply { status, content_type, body };
+        if let Some(observe) = &self.observer {
+            observe(method, path_and_query, &reply);
+        }
+        Ok(reply)
     }
 }

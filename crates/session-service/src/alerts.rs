@@ -37,7 +37,13 @@ pub async fn ip_change(pool: &PgPool, session_id: &str, registered: &str, now_ip
     .await
 }
 
-pub async fn expired_session(pool: &PgPool, session_id: &str, expires_at: i64, now: i64, ip: &str) -> Result<bool, sqlx::Error> {
+pub async fn expired_session(
+    pool: &PgPool,
+    session_id: &str,
+    expires_at: i64,
+    now: i64,
+    ip: &str,
+) -> Result<bool, sqlx::Error> {
     raise(
         pool,
         Alert {

@@ -121,8 +121,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
     let v = headers
         .get(name)
         .ok_or_else(|| ApiError::unauthorized("missing_auth", format!("the {name} header is required")))?;
-    v.to_str()
-        .map_err(|_| ApiError::unauthorized("malformed_auth", format!("the {name} header is not ASCII")))
+    v.to_str().map_err(|_| ApiError::unauthorized("malformed_auth", format!("the {name} header is not ASCII")))
 }
 
 fn nonce_ok(n: &str) -> bool {

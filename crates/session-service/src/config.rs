@@ -144,16 +144,11 @@ pub fn load_keyring() -> Result<Keyring, CryptoError> {
     let spec = match (std::env::var("VAULT_SERVICE_KEKS"), std::env::var_os("VAULT_SERVICE_KEK_FILE")) {
         (Ok(spec), _) => zeroize::Zeroizing::new(spec),
         (Err(_), Some(path)) => zeroize::Zeroizing::new(read_key_file(Path::new(&path))?),
-        (Err(_), None) => {
-            return Err(CryptoError::Config(
-                "set VAULT_SERVICE_KEKS or VAULT_SERVICE_KEK_FILE".into(),
-            ))
-        }
+        (Err(_), None) => return Err(CryptoError::Config("set VAULT_SERVICE_KEKS or VAULT_SERVICE_KEK_FILE".into())),
     };
     Keyring::parse(&spec, &active)
 }
 
 fn read_key_file(path: &Path) -> Result<String, CryptoError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| CryptoError::Config(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| CryptoError::Config(format!("cannot read {}: {e}", path.display())))
 }

@@ -31,8 +31,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use sqlx::PgPool;
@@ -167,9 +167,7 @@ impl Keyring {
             if entry.is_empty() || entry.starts_with('#') {
                 continue;
             }
-            let (id, b64) = entry
-                .split_once('=')
-                .ok_or_else(|| CryptoError::Config("expected id=base64key".into()))?;
+            let (id, b64) = entry.split_once('=').ok_or_else(|| CryptoError::Config("expected id=base64key".into()))?;
             let mut raw = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64.trim())
@@ -481,7 +479,8 @@ mod tests {
         let mut raw2 = [0u8; 32];
         raw2[0] = 2;
         let ring = Keyring::new(vec![Kek::new("a", raw1).unwrap(), Kek::new("b", raw2).unwrap()], "b").unwrap();
-        let env_a = Keyring::new(vec![Kek::new("a", raw1).unwrap()], "a").unwrap().seal(sid, "W", KeyKind::Seed, b"x").unwrap();
+        let env_a =
+            Keyring::new(vec![Kek::new("a", raw1).unwrap()], "a").unwrap().seal(sid, "W", KeyKind::Seed, b"x").unwrap();
         let env_b = ring.rewrap(&env_a, sid, "b").unwrap();
         assert_eq!(envelope_key_id(&env_b).unwrap(), "b");
         assert_eq!(env_a[env_a.len() - 17..], env_b[env_b.len() - 17..], "payload untouched");

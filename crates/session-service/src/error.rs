@@ -1,6 +1,7 @@
 //! The API's errors: an HTTP status and a JSON body `{"error": {"code", "message"}}`. Internal
 //! failures are logged here and answered with a generic message, so no database detail (or
-//! anything else) leaks to the client.
+//! anything else) leaks to the client. A message never carries configuration, URLs, keys or an
+//! underlying error's text: those go to the server log only, through [`redact`].
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -50,8 +51,9 @@ impl ApiError {
         Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message) }
     }
 
-    /// Logs `detail` and answers 500 without it.
+    /// Logs `detail` (redacted) and answers 500 without it.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let detail = redact(&detail.to_string());
         tracing::error!(%detail, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
@@ -85,18 +87,71 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The error a response carries, for its audit row (a response extension the guard reads).
+#[derive(Clone, Debug)]
+pub struct AuditedError(pub String);
+
+/// `text` with every URL cut to its scheme, host and port: RPC providers put API keys in the
+/// query or the path, and database URLs carry passwords before the host.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | '<' | ','))
+            .unwrap_or(after.len());
+        let url = &after[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let authority = &url[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("<redacted>@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        let tail = &url[authority_end..];
+        if !tail.is_empty() && tail != "/" {
+            out.push_str("/<redacted>");
+        } else {
+            out.push_str(tail);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let audited = AuditedError(self.audit_text());
+        let mut resp =
+            (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        resp.extensions_mut().insert(audited);
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert("retry-after", v);
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact("error sending request for url (http://127.0.0.1:18899/?api-key=abc123)"),
+            "error sending request for url (http://127.0.0.1:18899/<redacted>)"
+        );
+        assert_eq!(redact("postgres://user:pw@db:5432/x failed"), "postgres://<redacted>@db:5432/<redacted> failed");
+        assert_eq!(redact("see https://rpc.example/v2/KEY, then"), "see https://rpc.example/<redacted>, then");
+        assert_eq!(redact("http://127.0.0.1:8899/"), "http://127.0.0.1:8899/");
+        assert_eq!(redact("no url here"), "no url here");
     }
 }

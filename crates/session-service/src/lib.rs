@@ -9,7 +9,8 @@
 //! - Optionally relays trades and fee top-ups, signing as the delegate ([`relay`]).
 //!
 //! Every request is signed by the wallet whose data it touches ([`auth`]); every action, allowed
-//! or refused, is appended to the audit log ([`audit`]); session creation and relayed actions
+//! or refused, is appended to the audit log ([`audit`]), both done by the layer every route runs
+//! behind ([`guard`]); session creation and relayed actions
 //! are rate limited ([`ratelimit`]); suspicious use raises security alerts ([`alerts`]). The
 //! API is described in `crates/session-service/openapi/session-service.json`, served at `/openapi.json`.
 
@@ -20,21 +21,29 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod guard;
 pub mod ratelimit;
 pub mod relay;
 pub mod store;
 pub mod validate;
+pub mod views;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
-pub use vault_chain::{Chain, ChainError, RpcChain, Sent};
+use audit::Audit;
+use error::ApiError;
+use guard::Caller;
+use store::SessionRow;
+
 pub use config::{AlertConfig, Limit, RateAction, RateLimitConfig, ServiceConfig};
 pub use crypto::{rotate_kek, Kek, Keyring, RotationReport};
+pub use vault_chain::{Chain, ChainError, RpcChain, Sent};
 
 /// Everything a request handler needs.
 pub struct App {
@@ -112,6 +121,60 @@ impl App {
         }
         client
     }
+
+    /// The session `raw_id` names, if it exists and belongs to the caller (another wallet's is
+    /// "not found"); raises ip_change when it is used from an IP other than its registered one.
+    /// Returns the row and whether the IP changed.
+    pub async fn owned_session(
+        &self,
+        caller: &Caller,
+        audit: &Audit,
+        raw_id: &str,
+    ) -> Result<(SessionRow, bool), ApiError> {
+        let (session_id, _) = validate::session_id(raw_id).inspect_err(|_| {
+            audit.meta("raw_session_id", json!(raw_id.chars().take(64).collect::<String>()));
+        })?;
+        audit.session(&session_id);
+        let session = store::session(&self.pool, &session_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such session").with_note("does not exist"))?;
+        audit.update(|e| e.parent_wallet = Some(session.parent_wallet.clone()));
+        if session.parent_wallet != caller.wallet {
+            return Err(ApiError::not_found("no such session").with_note("session belongs to another wallet"));
+        }
+        let mut ip_changed = false;
+        if let Some(registered) = &session.user_ip {
+            if *registered != caller.ip {
+                ip_changed = true;
+                if self.config.alerts.ip_change {
+                    alerts::ip_change(&self.pool, &session.session_id, registered, &caller.ip).await?;
+                }
+            }
+        }
+        Ok((session, ip_changed))
+    }
+
+    /// Counts the request against the caller's limit for `action`; 429 with Retry-After beyond it.
+    pub async fn rate_limit(&self, caller: &Caller, audit: &Audit, action: config::RateAction) -> Result<(), ApiError> {
+        let d = ratelimit::check(&self.pool, &self.config.rate_limits, &caller.wallet, action, caller.now).await?;
+        audit.meta("rate", json!({"action": action.as_str(), "count": d.count, "limit": d.limit}));
+        if d.allowed {
+            return Ok(());
+        }
+        let retry = d.retry_after(caller.now);
+        Err(match d.blocked_until {
+            Some(_) => ApiError::too_many(
+                "blocked",
+                format!("too many {} requests: blocked for {retry} s", action.as_str()),
+                retry,
+            ),
+            None => ApiError::too_many(
+                "rate_limited",
+                format!("at most {} {} requests per window; retry in {retry} s", d.limit, action.as_str()),
+                retry,
+            ),
+        })
+    }
 }
 
 pub fn unix_now() -> i64 {
@@ -124,7 +187,8 @@ pub async fn connect_pool(url: &str, role: Option<&str>, max: u32) -> anyhow::Re
 }
 
 pub async fn connect_pool_with(options: PgConnectOptions, role: Option<&str>, max: u32) -> anyhow::Result<PgPool> {
-    let settings = vault_db::PoolSettings { max_connections: max, role: role.map(str::to_string), ..Default::default() };
+    let settings =
+        vault_db::PoolSettings { max_connections: max, role: role.map(str::to_string), ..Default::default() };
     Ok(settings.connect(options).await?)
 }
 

@@ -8,7 +8,14 @@
 //! instruction 0) is written in that same transaction (through service_record_relay, see
 //! migrations/0010); the indexer confirms it later through its own upsert on the same key. A
 //! transaction the chain refused outright is marked `failed` (service_fail_relay), since it
-//! never lands and the indexer would never settle it.
+//! never lands and the indexer would never settle it. The request's audit row is written in that
+//! same transaction, so a relayed transaction is never recorded without its audit row.
+//!
+//! The rules (the request's shape, the session's state and expiry, the approved amount, the
+//! per-trade cap, the blocking alert rules) are here and fail with a [`RelayError`]; the API
+//! turns it into an HTTP error at its edge. A [`RelayError`]'s text is for the server log and
+//! the audit: what reached the chain's RPC endpoint stays in `detail` fields that the edge never
+//! shows to a client.
 
 use std::sync::Arc;
 
@@ -24,13 +31,64 @@ use solana_signer::Signer;
 use solana_transaction::Transaction;
 use zeroize::Zeroize;
 
-use vault_chain::{ChainError, Sent};
+use super::alerts;
+use super::audit::Audit;
 use super::crypto::KeyKind;
 use super::error::ApiError;
 use super::store::SessionRow;
 use super::validate::{self, U64};
 use super::App;
+use vault_chain::{ChainError, Sent};
 use vault_db::amount::{from_db, to_db};
+
+/// Why a relay request was not carried out (or not completely).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("this deployment does not relay")]
+    Disabled,
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("the session is used from a new IP; relaying is refused")]
+    MovedSession,
+    #[error("unusually large spend for this session; refused")]
+    UnusualSpend,
+    #[error("the session has expired")]
+    Expired,
+    #[error("the session is {0}")]
+    NotActive(String),
+    #[error("this would spend {would_spend} of an approved {approved}")]
+    ApprovedAmountExceeded { would_spend: u128, approved: u128 },
+    #[error("amount + fee {spend} exceeds the per-trade cap {cap}")]
+    PerTradeCapExceeded { spend: u128, cap: u128 },
+    #[error("no key is registered for this session")]
+    NoKey,
+    #[error("the registered key is sealed by the client; the service cannot sign with it")]
+    KeyNotRelayable,
+    #[error("the registered key is not the session's current delegate")]
+    KeyNotCurrent,
+    #[error("the session's mint does not exist")]
+    MintMissing,
+    #[error("a token session's trade needs destination_token_account")]
+    MissingDestinationTokenAccount,
+    /// The program refused the transaction (its logs name the program error).
+    #[error("the chain refused transaction {signature}: {message}")]
+    ChainRefused { signature: String, message: String, custom_code: Option<u32> },
+    /// The RPC endpoint did not answer; `signature` is set when the transaction was sent (it may
+    /// still land). `detail` is the transport's error: server log only.
+    #[error("the chain did not answer")]
+    ChainUnavailable { signature: Option<String>, detail: String },
+    /// Data the service itself stored is not what it wrote, or its key does not open.
+    #[error("internal: {0}")]
+    Internal(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl RelayError {
+    fn invalid(e: ApiError) -> Self {
+        Self::Invalid { code: e.code, message: e.message }
+    }
+}
 
 /// The body of `POST /v1/sessions/{id}/relay`.
 #[derive(Clone, Debug, Deserialize)]
@@ -44,7 +102,9 @@ pub enum RelayRequest {
         #[serde(default)]
         destination_token_account: Option<String>,
     },
-    TopUp { amount: U64 },
+    TopUp {
+        amount: U64,
+    },
 }
 
 impl RelayRequest {
@@ -63,25 +123,73 @@ impl RelayRequest {
         }
     }
 
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), RelayError> {
+        let zero = || RelayError::Invalid { code: "invalid_amount", message: "amount must be positive".into() };
         match self {
             Self::Trade { amount, destination, destination_token_account, .. } => {
                 if amount.0 == 0 {
-                    return Err(ApiError::bad_request("invalid_amount", "amount must be positive"));
+                    return Err(zero());
                 }
-                validate::pubkey("destination", destination)?;
+                validate::pubkey("destination", destination).map_err(RelayError::invalid)?;
                 if let Some(d) = destination_token_account {
-                    validate::pubkey("destination_token_account", d)?;
+                    validate::pubkey("destination_token_account", d).map_err(RelayError::invalid)?;
                 }
             }
             Self::TopUp { amount } => {
                 if amount.0 == 0 {
-                    return Err(ApiError::bad_request("invalid_amount", "amount must be positive"));
+                    return Err(zero());
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The checks before anything is signed, in order: the request's shape, the session's expiry
+/// (raising `expired_session`) and status, and the unusual-spending rule (raising its alert, and
+/// refusing when configured). `request_ref` names the request in alerts.
+pub async fn preflight(
+    app: &App,
+    session: &SessionRow,
+    req: &RelayRequest,
+    now: i64,
+    ip: &str,
+    request_ref: &str,
+) -> Result<(), RelayError> {
+    req.validate()?;
+    if now >= session.expires_at {
+        if app.config.alerts.expired_session {
+            alerts::expired_session(&app.pool, &session.session_id, session.expires_at, now, ip).await?;
+        }
+        return Err(RelayError::Expired);
+    }
+    if session.status != "active" {
+        return Err(RelayError::NotActive(session.status.clone()));
+    }
+    let approved = from_db(session.approved_amount).unwrap_or(0);
+    let spend = req.spend();
+    if app.config.alerts.unusual_spending_bps.is_unusual(spend, approved) {
+        alerts::unusual_spending(&app.pool, &session.session_id, spend, approved, request_ref).await?;
+        if app.config.alerts.unusual_spending_blocks {
+            return Err(RelayError::UnusualSpend);
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a session used from an IP other than its registered one, when so configured.
+pub fn refuse_moved(app: &App, ip_changed: bool) -> Result<(), RelayError> {
+    if ip_changed && app.config.alerts.ip_change_blocks_relay {
+        return Err(RelayError::MovedSession);
+    }
+    Ok(())
+}
+
+/// After a relayed trade: the high-frequency rule.
+pub async fn after_trade(app: &App, session_id: &str, now: i64) -> Result<(), RelayError> {
+    let a = &app.config.alerts;
+    alerts::high_frequency(&app.pool, session_id, a.high_frequency_trades, a.high_frequency_window_secs, now).await?;
+    Ok(())
 }
 
 /// What the relay reports.
@@ -93,39 +201,40 @@ pub struct RelayOutcome {
     pub action: &'static str,
 }
 
-fn refused_body(signature: &str, err: &ChainError) -> ApiError {
+fn chain_error(signature: &str, err: ChainError) -> RelayError {
     match err {
-        ChainError::Refused { message, custom_code } => ApiError::unprocessable(
-            "chain_refused",
-            format!("the chain refused transaction {signature}: {message}"),
-        )
-        .with_note(format!("custom_code={custom_code:?}")),
-        ChainError::Unavailable(m) => ApiError::new(
-            axum::http::StatusCode::BAD_GATEWAY,
-            "chain_unavailable",
-            format!("transaction {signature} was sent but the chain did not answer; it may still land"),
-        )
-        .with_note(m.clone()),
+        ChainError::Refused { message, custom_code } => {
+            RelayError::ChainRefused { signature: signature.to_string(), message, custom_code }
+        }
+        ChainError::Unavailable(detail) => {
+            RelayError::ChainUnavailable { signature: Some(signature.to_string()), detail }
+        }
     }
 }
 
+fn unavailable(e: ChainError) -> RelayError {
+    RelayError::ChainUnavailable { signature: None, detail: e.to_string() }
+}
+
+/// How the API answers a relay outcome: for the audit row written with the relayed transaction.
+pub type Edge = fn(&Result<RelayOutcome, RelayError>) -> (axum::http::StatusCode, Option<String>);
+
 /// Signs and sends; to be run in its own task (it completes even if the client goes away).
+/// Whenever the transaction was signed, the request's audit row (`edge` says how the API answers
+/// the outcome) is written in the transaction that records it.
 pub async fn execute(
     app: Arc<App>,
     session: SessionRow,
     req: RelayRequest,
     request_ref: String,
-) -> Result<RelayOutcome, ApiError> {
-    let chain = app
-        .chain
-        .clone()
-        .ok_or_else(|| ApiError::new(axum::http::StatusCode::NOT_FOUND, "relay_disabled", "this deployment does not relay"))?;
-    let envelope = session
-        .encrypted_keypair
-        .as_ref()
-        .ok_or_else(|| ApiError::conflict("no_key", "no key is registered for this session"))?;
-    let parent = validate::pubkey("parent_wallet", &session.parent_wallet).map_err(ApiError::internal_from)?;
-    let (_, sid_bytes) = validate::session_id(&session.session_id).map_err(ApiError::internal_from)?;
+    audit: Audit,
+    edge: Edge,
+) -> Result<RelayOutcome, RelayError> {
+    let chain = app.chain.clone().ok_or(RelayError::Disabled)?;
+    let envelope = session.encrypted_keypair.as_ref().ok_or(RelayError::NoKey)?;
+    let corrupt = |e: ApiError| RelayError::Internal(e.audit_text());
+    let parent = validate::pubkey("parent_wallet", &session.parent_wallet).map_err(corrupt)?;
+    let (_, sid_bytes) = validate::session_id(&session.session_id).map_err(corrupt)?;
 
     let mut tx = app.pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('service.relay:' || $1, 0))")
@@ -149,18 +258,12 @@ pub async fn execute(
     let already = from_db(total_spent).unwrap_or(u64::MAX) as u128 + from_db(pending).unwrap_or(u64::MAX) as u128;
     let approved = from_db(session.approved_amount).unwrap_or(0) as u128;
     if already + spend > approved {
-        return Err(ApiError::unprocessable(
-            "approved_amount_exceeded",
-            format!("this would spend {} of an approved {approved}", already + spend),
-        ));
+        return Err(RelayError::ApprovedAmountExceeded { would_spend: already + spend, approved });
     }
     if let (RelayRequest::Trade { .. }, Some(cap)) = (&req, session.per_trade_cap) {
         let cap = from_db(cap).unwrap_or(0) as u128;
         if spend > cap {
-            return Err(ApiError::unprocessable(
-                "per_trade_cap_exceeded",
-                format!("amount + fee {spend} exceeds the per-trade cap {cap}"),
-            ));
+            return Err(RelayError::PerTradeCapExceeded { spend, cap });
         }
     }
 
@@ -168,12 +271,9 @@ pub async fn execute(
     let (kind, payload) = app
         .keyring
         .open(envelope, &session.session_id, &session.ephemeral_wallet)
-        .map_err(|e| ApiError::internal(format!("opening the envelope of {}: {e}", session.session_id)))?;
+        .map_err(|e| RelayError::Internal(format!("opening the envelope of {}: {e}", session.session_id)))?;
     if kind != KeyKind::Seed || payload.len() != 32 {
-        return Err(ApiError::conflict(
-            "key_not_relayable",
-            "the registered key is sealed by the client; the service cannot sign with it",
-        ));
+        return Err(RelayError::KeyNotRelayable);
     }
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&payload);
@@ -181,37 +281,28 @@ pub async fn execute(
     let delegate = Keypair::new_from_array(seed);
     seed.zeroize();
     if delegate.pubkey().to_string() != session.ephemeral_wallet {
-        return Err(ApiError::conflict(
-            "key_not_current",
-            "the registered key is not the session's current delegate",
-        ));
+        return Err(RelayError::KeyNotCurrent);
     }
 
     let asset = match &session.mint {
         None => Asset::Sol,
         Some(m) => {
-            let mint = validate::pubkey("mint", m).map_err(ApiError::internal_from)?;
-            let owner = chain
-                .account_owner(&mint)
-                .await
-                .map_err(|e| ApiError::unavailable("chain_unavailable", e.to_string()))?
-                .ok_or_else(|| ApiError::conflict("mint_missing", "the session's mint does not exist"))?;
+            let mint = validate::pubkey("mint", m).map_err(corrupt)?;
+            let owner = chain.account_owner(&mint).await.map_err(unavailable)?.ok_or(RelayError::MintMissing)?;
             Asset::Token { mint, token_program: owner }
         }
     };
     let session_ref = SessionRef { parent, session_id: sid_bytes, asset };
     let (ix, amount, fee, trade_id, metadata): (_, u64, Option<u64>, Option<u64>, Value) = match &req {
         RelayRequest::Trade { trade_id, amount, fee, destination, destination_token_account } => {
-            let destination = validate::pubkey("destination", destination)?;
+            let destination = validate::pubkey("destination", destination).map_err(RelayError::invalid)?;
             let dest_ta = destination_token_account
                 .as_deref()
                 .map(|d| validate::pubkey("destination_token_account", d))
-                .transpose()?;
+                .transpose()
+                .map_err(RelayError::invalid)?;
             if matches!(asset, Asset::Token { .. }) && dest_ta.is_none() {
-                return Err(ApiError::bad_request(
-                    "missing_destination_token_account",
-                    "a token session's trade needs destination_token_account",
-                ));
+                return Err(RelayError::MissingDestinationTokenAccount);
             }
             let ix = sdk::execute_trade(
                 &session_ref,
@@ -220,7 +311,13 @@ pub async fn execute(
                 if matches!(asset, Asset::Token { .. }) { dest_ta } else { None },
                 ExecuteTradeArgs { trade_id: trade_id.0, amount: amount.0, fee: fee.0 },
             );
-            (ix, amount.0, Some(fee.0), Some(trade_id.0), json!({"destination": destination.to_string(), "request": request_ref}))
+            (
+                ix,
+                amount.0,
+                Some(fee.0),
+                Some(trade_id.0),
+                json!({"destination": destination.to_string(), "request": request_ref}),
+            )
         }
         RelayRequest::TopUp { amount } => (
             sdk::top_up_fees(&session_ref, delegate.pubkey(), amount.0),
@@ -231,10 +328,7 @@ pub async fn execute(
         ),
     };
 
-    let blockhash = chain
-        .latest_blockhash()
-        .await
-        .map_err(|e| ApiError::unavailable("chain_unavailable", e.to_string()))?;
+    let blockhash = chain.latest_blockhash().await.map_err(unavailable)?;
     let payer: Pubkey = delegate.pubkey();
     let message = Message::new(&[ix], Some(&payer));
     let transaction = Transaction::new(&[&delegate], message, blockhash);
@@ -252,31 +346,30 @@ pub async fn execute(
         .execute(&mut *tx)
         .await?;
 
-    match chain.send(&transaction).await {
-        Ok(sent) => {
-            tx.commit().await?;
-            Ok(RelayOutcome {
-                signature,
-                result: match sent {
-                    Sent::Landed => "landed",
-                    Sent::Submitted => "submitted",
-                },
-                action: req.kind(),
-            })
-        }
+    let outcome = match chain.send(&transaction).await {
+        Ok(sent) => Ok(RelayOutcome {
+            signature: signature.clone(),
+            result: match sent {
+                Sent::Landed => "landed",
+                Sent::Submitted => "submitted",
+            },
+            action: req.kind(),
+        }),
         Err(err @ ChainError::Refused { .. }) => {
             sqlx::query("SELECT service_fail_relay($1, $2)")
                 .bind(&signature)
                 .bind(err.to_string())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            Err(refused_body(&signature, &err))
+            Err(chain_error(&signature, err))
         }
-        Err(err) => {
-            // May still land: keep the pending row for the indexer.
-            tx.commit().await?;
-            Err(refused_body(&signature, &err))
-        }
-    }
+        // May still land: the pending row stays for the indexer.
+        Err(err) => Err(chain_error(&signature, err)),
+    };
+    audit.meta("signature", json!(signature));
+    let (status, error) = edge(&outcome);
+    audit.write_in(&mut tx, status, error).await?;
+    tx.commit().await?;
+    audit.mark_written();
+    outcome
 }

@@ -12,12 +12,9 @@
 //!   no key yet: a registered key is never replaced.
 
 use rust_decimal::Decimal;
-use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
-use vault_db::amount::{from_db, to_db};
-
-use super::crypto::{envelope_key_id, envelope_kind};
+use vault_db::amount::to_db;
 
 #[derive(Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -64,10 +61,10 @@ const SESSION_COLUMNS: &str = "session_id, parent_wallet, ephemeral_wallet, vaul
     total_deposited, total_spent, total_withdrawn, total_fee_top_ups, last_event_slot, encrypted_keypair,
     user_ip, user_agent, device_fingerprint, created_at_timestamp";
 
-pub async fn session(pool: &PgPool, session_id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+pub async fn session<'e>(db: impl PgExecutor<'e>, session_id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM ephemeral_sessions WHERE session_id = $1"))
         .bind(session_id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
 }
 
@@ -89,57 +86,6 @@ pub async fn sessions_of(
     .bind(offset)
     .fetch_all(pool)
     .await
-}
-
-fn amount(d: Decimal) -> Value {
-    match from_db(d) {
-        Ok(v) => json!(v.to_string()),
-        Err(_) => json!(d.to_string()),
-    }
-}
-
-fn opt_amount(d: Option<Decimal>) -> Value {
-    d.map(amount).unwrap_or(Value::Null)
-}
-
-/// The public view of a session: no envelope, only whether and how a key is held.
-pub fn session_json(s: &SessionRow, now: i64) -> Value {
-    let key = match &s.encrypted_keypair {
-        Some(env) => json!({
-            "registered": true,
-            "kind": envelope_kind(env).map(|k| k.as_str()).ok(),
-            "key_id": envelope_key_id(env).ok(),
-        }),
-        None => json!({"registered": false}),
-    };
-    let remaining = if s.approved_amount >= s.total_spent { s.approved_amount - s.total_spent } else { Decimal::ZERO };
-    json!({
-        "session_id": s.session_id,
-        "parent_wallet": s.parent_wallet,
-        "ephemeral_wallet": s.ephemeral_wallet,
-        "vault_pda": s.vault_pda,
-        "mint": s.mint,
-        "status": s.status,
-        "is_active": s.is_active,
-        "expired": now >= s.expires_at,
-        "created_at": s.created_at,
-        "expires_at": s.expires_at,
-        "last_activity": s.last_activity,
-        "revoked_at": s.revoked_at,
-        "cleaned_at": s.cleaned_at,
-        "approved_amount": amount(s.approved_amount),
-        "per_trade_cap": opt_amount(s.per_trade_cap),
-        "total_deposited": amount(s.total_deposited),
-        "total_spent": amount(s.total_spent),
-        "total_withdrawn": amount(s.total_withdrawn),
-        "total_fee_top_ups": amount(s.total_fee_top_ups),
-        "remaining_allowance": amount(remaining),
-        "seen_on_chain": s.last_event_slot.is_some(),
-        "key": key,
-        "device_fingerprint": s.device_fingerprint,
-        "registered_ip": s.user_ip,
-        "registered_at": s.created_at_timestamp.to_rfc3339(),
-    })
 }
 
 /// What a registration writes.
@@ -169,7 +115,7 @@ pub enum Registered {
 }
 
 /// The upsert described in the module docs.
-pub async fn register(pool: &PgPool, r: Registration<'_>) -> Result<Registered, sqlx::Error> {
+pub async fn register<'e>(db: impl PgExecutor<'e>, r: Registration<'_>) -> Result<Registered, sqlx::Error> {
     let row: Option<(bool,)> = sqlx::query_as(
         "INSERT INTO ephemeral_sessions AS s (session_id, parent_wallet, ephemeral_wallet, vault_pda, mint,
              created_at, expires_at, approved_amount, per_trade_cap, encrypted_keypair, user_ip, user_agent,
@@ -199,7 +145,7 @@ pub async fn register(pool: &PgPool, r: Registration<'_>) -> Result<Registered, 
     .bind(r.user_ip)
     .bind(r.user_agent)
     .bind(r.device_fingerprint)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(match row {
         Some((true,)) => Registered::Inserted,
@@ -208,23 +154,33 @@ pub async fn register(pool: &PgPool, r: Registration<'_>) -> Result<Registered, 
     })
 }
 
-pub async fn transactions(pool: &PgPool, session_id: &str, limit: i64, offset: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let rows: Vec<(
-        String,
-        i32,
-        String,
-        Decimal,
-        Option<Decimal>,
-        Option<Decimal>,
-        String,
-        Option<i64>,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        chrono::DateTime<chrono::Utc>,
-    )> = sqlx::query_as(
+/// One vault_transactions row as the API shows it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TransactionRow {
+    pub transaction_signature: String,
+    pub instruction_index: i32,
+    pub transaction_type: String,
+    pub amount: Decimal,
+    pub fee_amount: Option<Decimal>,
+    pub trade_id: Option<Decimal>,
+    pub status: String,
+    pub confirmed_at: Option<i64>,
+    pub block_slot: Option<i64>,
+    pub error_message: Option<String>,
+    /// metadata ->> 'source': `relay` for the service's rows, NULL for the indexer's.
+    pub source: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn transactions(
+    pool: &PgPool,
+    session_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TransactionRow>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT transaction_signature, instruction_index, transaction_type, amount, fee_amount, trade_id,
-                status, confirmed_at, block_slot, error_message, metadata ->> 'source', created_at
+                status, confirmed_at, block_slot, error_message, metadata ->> 'source' AS source, created_at
          FROM vault_transactions WHERE session_id = $1
          ORDER BY id DESC LIMIT $2 OFFSET $3",
     )
@@ -232,97 +188,91 @@ pub async fn transactions(pool: &PgPool, session_id: &str, limit: i64, offset: i
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "signature": r.0, "instruction_index": r.1, "type": r.2, "amount": amount(r.3),
-                "fee_amount": opt_amount(r.4), "trade_id": opt_amount(r.5), "status": r.6,
-                "confirmed_at": r.7, "block_slot": r.8, "error_message": r.9,
-                "source": r.10.unwrap_or_else(|| "indexer".into()), "created_at": r.11.to_rfc3339(),
-            })
-        })
-        .collect())
+    .await
 }
 
-pub async fn analytics(pool: &PgPool, session_id: &str) -> Result<Value, sqlx::Error> {
-    let row: Option<(i32, i32, i32, Decimal, Decimal, Option<Decimal>, Option<i32>, Option<i32>, Option<Decimal>, Option<i32>)> =
-        sqlx::query_as(
-            "SELECT total_trades, successful_trades, failed_trades, total_volume, total_fees_paid, avg_trade_size,
-                    avg_confirmation_time, session_duration, trades_per_minute, peak_activity_hour
-             FROM session_analytics WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(match row {
-        Some(r) => json!({
-            "session_id": session_id, "total_trades": r.0, "successful_trades": r.1, "failed_trades": r.2,
-            "pending_trades": r.0 - r.1 - r.2, "total_volume": amount(r.3), "total_fees_paid": amount(r.4),
-            "avg_trade_size": opt_amount(r.5), "avg_confirmation_time_ms": r.6, "session_duration_secs": r.7,
-            "trades_per_minute": r.8.map(|d| d.to_string()), "peak_activity_hour": r.9,
-        }),
-        None => json!({
-            "session_id": session_id, "total_trades": 0, "successful_trades": 0, "failed_trades": 0,
-            "pending_trades": 0, "total_volume": "0", "total_fees_paid": "0", "avg_trade_size": null,
-            "avg_confirmation_time_ms": null, "session_duration_secs": null, "trades_per_minute": null,
-            "peak_activity_hour": null,
-        }),
-    })
+/// A session_analytics row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AnalyticsRow {
+    pub total_trades: i32,
+    pub successful_trades: i32,
+    pub failed_trades: i32,
+    pub total_volume: Decimal,
+    pub total_fees_paid: Decimal,
+    pub avg_trade_size: Option<Decimal>,
+    pub avg_confirmation_time: Option<i32>,
+    pub session_duration: Option<i32>,
+    pub trades_per_minute: Option<Decimal>,
+    pub peak_activity_hour: Option<i32>,
+}
+
+/// The session's analytics row; None before the indexer has written one.
+pub async fn analytics(pool: &PgPool, session_id: &str) -> Result<Option<AnalyticsRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT total_trades, successful_trades, failed_trades, total_volume, total_fees_paid, avg_trade_size,
+                avg_confirmation_time, session_duration, trades_per_minute, peak_activity_hour
+         FROM session_analytics WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A cleanup_candidates_view row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CandidateRow {
+    pub session_id: String,
+    pub parent_wallet: String,
+    pub vault_pda: String,
+    pub expires_at: i64,
+    pub total_deposited: Decimal,
+    pub total_spent: Decimal,
+    pub seconds_expired: i64,
+    pub status: String,
+    pub mint: Option<String>,
+    pub total_withdrawn: Decimal,
+    pub revoked_at: Option<i64>,
 }
 
 /// Cleanup candidates, of one parent or (admin) of all.
-pub async fn cleanup_candidates(pool: &PgPool, parent: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Value>, sqlx::Error> {
-    let rows: Vec<(String, String, String, i64, Decimal, Decimal, i64, String, Option<String>, Decimal, Option<i64>)> =
-        sqlx::query_as(
-            "SELECT session_id, parent_wallet, vault_pda, expires_at, total_deposited, total_spent,
-                    seconds_expired, status, mint, total_withdrawn, revoked_at
-             FROM cleanup_candidates_view
-             WHERE ($1::TEXT IS NULL OR parent_wallet = $1)
-             ORDER BY expires_at, session_id LIMIT $2 OFFSET $3",
-        )
-        .bind(parent)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "session_id": r.0, "parent_wallet": r.1, "vault_pda": r.2, "expires_at": r.3,
-                "total_deposited": amount(r.4), "total_spent": amount(r.5), "seconds_expired": r.6,
-                "status": r.7, "mint": r.8, "total_withdrawn": amount(r.9), "revoked_at": r.10,
-            })
-        })
-        .collect())
+pub async fn cleanup_candidates(
+    pool: &PgPool,
+    parent: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<CandidateRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT session_id, parent_wallet, vault_pda, expires_at, total_deposited, total_spent,
+                seconds_expired, status, mint, total_withdrawn, revoked_at
+         FROM cleanup_candidates_view
+         WHERE ($1::TEXT IS NULL OR parent_wallet = $1)
+         ORDER BY expires_at, session_id LIMIT $2 OFFSET $3",
+    )
+    .bind(parent)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
 }
 
-type AlertTuple = (
-    i32,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<Value>,
-    bool,
-    Option<chrono::DateTime<chrono::Utc>>,
-    Option<String>,
-    chrono::DateTime<chrono::Utc>,
-);
-
-fn alert_json(r: AlertTuple) -> Value {
-    let mut metadata = r.5.unwrap_or(Value::Null);
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("dedup_key");
-    }
-    json!({
-        "id": r.0, "session_id": r.1, "alert_type": r.2, "severity": r.3, "description": r.4,
-        "metadata": metadata, "is_resolved": r.6, "resolved_at": r.7.map(|t| t.to_rfc3339()),
-        "resolved_by": r.8, "created_at": r.9.to_rfc3339(),
-    })
+/// A security_alerts row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AlertRow {
+    pub id: i32,
+    pub session_id: Option<String>,
+    pub alert_type: String,
+    pub severity: String,
+    pub description: String,
+    /// Free-form JSONB (the alert rule's figures).
+    pub metadata: Option<serde_json::Value>,
+    pub is_resolved: bool,
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub resolved_by: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
+
+const ALERT_COLUMNS: &str =
+    "id, session_id, alert_type, severity, description, metadata, is_resolved, resolved_at, resolved_by, created_at";
 
 /// Alerts of one parent's sessions (or, admin, all), newest first.
 pub async fn alerts(
@@ -332,8 +282,8 @@ pub async fn alerts(
     unresolved_only: bool,
     limit: i64,
     offset: i64,
-) -> Result<Vec<Value>, sqlx::Error> {
-    let rows: Vec<AlertTuple> = sqlx::query_as(
+) -> Result<Vec<AlertRow>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT a.id, a.session_id, a.alert_type, a.severity, a.description, a.metadata, a.is_resolved,
                 a.resolved_at, a.resolved_by, a.created_at
          FROM security_alerts a
@@ -349,33 +299,30 @@ pub async fn alerts(
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(alert_json).collect())
+    .await
 }
 
 pub enum Resolved {
-    Done(Value),
+    Done(AlertRow),
     AlreadyResolved,
     NotFound,
 }
 
-pub async fn resolve_alert(pool: &PgPool, id: i32, by: &str) -> Result<Resolved, sqlx::Error> {
-    let row: Option<AlertTuple> = sqlx::query_as(
+/// Resolves the alert, in the caller's transaction.
+pub async fn resolve_alert(conn: &mut PgConnection, id: i32, by: &str) -> Result<Resolved, sqlx::Error> {
+    let row: Option<AlertRow> = sqlx::query_as(&format!(
         "UPDATE security_alerts SET is_resolved = true, resolved_at = now(), resolved_by = $2
          WHERE id = $1 AND NOT is_resolved
-         RETURNING id, session_id, alert_type, severity, description, metadata, is_resolved, resolved_at,
-                   resolved_by, created_at",
-    )
+         RETURNING {ALERT_COLUMNS}"
+    ))
     .bind(id)
     .bind(by)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     if let Some(r) = row {
-        return Ok(Resolved::Done(alert_json(r)));
+        return Ok(Resolved::Done(r));
     }
-    let exists: Option<(i32,)> = sqlx::query_as("SELECT id FROM security_alerts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let exists: Option<(i32,)> =
+        sqlx::query_as("SELECT id FROM security_alerts WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
     Ok(if exists.is_some() { Resolved::AlreadyResolved } else { Resolved::NotFound })
 }

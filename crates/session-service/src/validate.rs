@@ -88,13 +88,18 @@ impl<'de> Deserialize<'de> for U64 {
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// Parses a JSON body into `T`, answering 400 with serde's reason on failure.
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let mut msg = e.to_string();
-        msg.truncate(300);
-        ApiError::bad_request("invalid_body", msg)
-    })
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_body", clip(&e.to_string(), 300)))
 }
 
 /// `limit` and `offset` of a list endpoint.

@@ -33,7 +33,13 @@ async fn audit_chain_verifies_after_concurrent_writers() {
             match i % 4 {
                 0 => client.get(&me, &format!("/v1/sessions/{own_session}")).await.unwrap().status,
                 1 => client.get(&me, &format!("/v1/sessions/{other_session}")).await.unwrap().status,
-                2 => client.send_raw("GET", &format!("/v1/sessions/{own_session}"), vec![], None, None).await.unwrap().status,
+                2 => {
+                    client
+                        .send_raw("GET", &format!("/v1/sessions/{own_session}"), vec![], None, None)
+                        .await
+                        .unwrap()
+                        .status
+                }
                 _ => client.get(&me, "/v1/alerts").await.unwrap().status,
             }
         }));

@@ -91,7 +91,8 @@ async fn refusals_are_answered_and_audited() {
 
     // Tampered body on a signed POST.
     let body = s.body(&alice, false);
-    let signed = sign_request(&alice, "POST", "/v1/sessions", &serde_json::to_vec(&body).unwrap(), now, &random_nonce());
+    let signed =
+        sign_request(&alice, "POST", "/v1/sessions", &serde_json::to_vec(&body).unwrap(), now, &random_nonce());
     let mut tampered = body.clone();
     tampered["approved_amount"] = json!("1");
     let r = h
@@ -159,16 +160,17 @@ async fn refusals_are_answered_and_audited() {
     .unwrap();
     assert_eq!(foreign.len(), 5, "{foreign:?}");
     let forged_rows = h.audit_rows("service.session.read", false).await;
-    assert!(forged_rows.iter().any(|(actor, e)| actor == &wallet_of(&alice) && e.as_deref().unwrap_or("").starts_with("bad_signature")));
+    assert!(forged_rows
+        .iter()
+        .any(|(actor, e)| actor == &wallet_of(&alice) && e.as_deref().unwrap_or("").starts_with("bad_signature")));
     assert_eq!(audited_refusals(&h, "service.sessions.list").await.len(), 1);
     assert_eq!(audited_refusals(&h, "service.session.register").await.len(), 2);
     assert_eq!(audited_refusals(&h, "service.admin.alerts.list").await.len(), 1);
-    let ip_ua: (Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT ip_address, user_agent FROM audit_log WHERE NOT success ORDER BY chain_seq LIMIT 1",
-    )
-    .fetch_one(&h.db.pool)
-    .await
-    .unwrap();
+    let ip_ua: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT ip_address, user_agent FROM audit_log WHERE NOT success ORDER BY chain_seq LIMIT 1")
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap();
     assert_eq!(ip_ua.0.as_deref(), Some("127.0.0.1"));
     assert!(vault_db::audit::verify_chain(&h.db.pool).await.unwrap().is_none());
 }

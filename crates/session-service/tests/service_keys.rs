@@ -8,8 +8,8 @@ mod service_common;
 use std::sync::Arc;
 
 use base64::Engine;
-use vault_devkit::litesvm_chain::LiteSvmChain;
 use service_common::*;
+use vault_devkit::litesvm_chain::LiteSvmChain;
 use vault_session_service::crypto::{envelope_key_id, KeyKind};
 use vault_session_service::{rotate_kek, Kek, Keyring};
 
@@ -26,10 +26,12 @@ fn ring(ids: &[(&str, u8)], active: &str) -> Keyring {
 }
 
 async fn key_ids(pool: &sqlx::PgPool) -> Vec<String> {
-    let envs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT encrypted_keypair FROM ephemeral_sessions WHERE encrypted_keypair IS NOT NULL ORDER BY id")
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let envs: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT encrypted_keypair FROM ephemeral_sessions WHERE encrypted_keypair IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     envs.iter().map(|e| envelope_key_id(e).unwrap().to_string()).collect()
 }
 
@@ -144,7 +146,10 @@ async fn rotation_twice_with_resume_keeps_every_key_and_no_secret_leaks() {
             assert_eq!(Some(payload.to_vec()), s.client_envelope);
         }
         // Bound to its session: it does not open as another one.
-        assert!(k3_only.open(&env, &sessions[0].0.session_id, &s.ephemeral_wallet).is_err() || s.session_id == sessions[0].0.session_id);
+        assert!(
+            k3_only.open(&env, &sessions[0].0.session_id, &s.ephemeral_wallet).is_err()
+                || s.session_id == sessions[0].0.session_id
+        );
         // The old key no longer opens it.
         assert!(ring(&[("k1", 1)], "k1").open(&env, &s.session_id, &s.ephemeral_wallet).is_err());
     }
@@ -179,7 +184,10 @@ async fn rotation_twice_with_resume_keeps_every_key_and_no_secret_leaks() {
         .execute(&h.db.pool)
         .await
         .unwrap();
-    assert_eq!(occurrences(&h.db.pool, &text, &bytes).await, vec!["ephemeral_sessions.device_fingerprint (text)".to_string()]);
+    assert_eq!(
+        occurrences(&h.db.pool, &text, &bytes).await,
+        vec!["ephemeral_sessions.device_fingerprint (text)".to_string()]
+    );
 
     // Nothing printable leaks either.
     let dbg = format!("{:?} {:?}", h.app, final_ring);

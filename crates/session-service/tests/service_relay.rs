@@ -13,13 +13,13 @@ use ephemeral_vault::instructions::CreateSessionArgs;
 use ephemeral_vault::sdk::{self, Asset};
 use ephemeral_vault_testkit::{VaultWorld, LAMPORTS_PER_SOL};
 use serde_json::{json, Value};
-use vault_devkit::litesvm_chain::{sync_clock, LiteSvmChain};
 use service_common::*;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use vault_db::alerts::UnusualSpending;
-use vault_session_service::auth::{random_nonce, sign_request};
+use vault_devkit::litesvm_chain::{sync_clock, LiteSvmChain};
 use vault_devkit::service_client::Reply;
+use vault_session_service::auth::{random_nonce, sign_request};
 use vault_session_service::{unix_now, Keyring, Limit, RateAction, ServiceConfig};
 
 const SOL: u64 = LAMPORTS_PER_SOL;
@@ -76,16 +76,31 @@ async fn open_session(
     s
 }
 
-async fn send_from(h: &Harness, key: &SigningKey, method: &str, path: &str, body: Option<&Value>, ip: Option<&str>) -> Reply {
+async fn send_from(
+    h: &Harness,
+    key: &SigningKey,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    ip: Option<&str>,
+) -> Reply {
     let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
     let signed = sign_request(key, method, path, &bytes, unix_now(), &random_nonce());
-    h.client
-        .send_raw(method, path, bytes, Some(&signed), ip.map(|ip| ("x-forwarded-for", ip)))
-        .await
-        .unwrap()
+    h.client.send_raw(method, path, bytes, Some(&signed), ip.map(|ip| ("x-forwarded-for", ip))).await.unwrap()
 }
 
-async fn trade(h: &Harness, parent: &SigningKey, s: &NewSession, id: u64, amount: u64, fee: u64, dest: &str, ip: Option<&str>) -> Reply {
+// The trade's own fields plus who sends it from where.
+#[allow(clippy::too_many_arguments)]
+async fn trade(
+    h: &Harness,
+    parent: &SigningKey,
+    s: &NewSession,
+    id: u64,
+    amount: u64,
+    fee: u64,
+    dest: &str,
+    ip: Option<&str>,
+) -> Reply {
     let body = json!({"action": "trade", "trade_id": id.to_string(), "amount": amount.to_string(), "fee": fee.to_string(), "destination": dest});
     send_from(h, parent, "POST", &format!("/v1/sessions/{}/relay", s.session_id), Some(&body), ip).await
 }
@@ -126,7 +141,15 @@ async fn relayed_trades_land_and_limits_refuse() {
 
     // 2. A fee top-up lands too.
     let path = format!("/v1/sessions/{}/relay", s.session_id);
-    let r = send_from(&h, &parent, "POST", &path, Some(&json!({"action": "top_up", "amount": (SOL / 100).to_string()})), None).await;
+    let r = send_from(
+        &h,
+        &parent,
+        "POST",
+        &path,
+        Some(&json!({"action": "top_up", "amount": (SOL / 100).to_string()})),
+        None,
+    )
+    .await;
     assert_eq!((r.status, r.body["result"].as_str()), (200, Some("landed")), "{:?}", r.body);
 
     // 3. Over the per-trade cap: refused by the service, nothing signed.
@@ -138,7 +161,15 @@ async fn relayed_trades_land_and_limits_refuse() {
     assert_eq!((r.status, r.code()), (422, Some("chain_refused")), "{:?}", r.body);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("TradeIdNotIncreasing"), "{:?}", r.body);
     // Over the program's fee top-up cap (0.05 SOL per session).
-    let r = send_from(&h, &parent, "POST", &path, Some(&json!({"action": "top_up", "amount": (SOL / 20).to_string()})), None).await;
+    let r = send_from(
+        &h,
+        &parent,
+        "POST",
+        &path,
+        Some(&json!({"action": "top_up", "amount": (SOL / 20).to_string()})),
+        None,
+    )
+    .await;
     assert_eq!((r.status, r.code()), (422, Some("chain_refused")), "{:?}", r.body);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("FeeTopUpCapExceeded"), "{:?}", r.body);
 
@@ -159,7 +190,10 @@ async fn relayed_trades_land_and_limits_refuse() {
     .await
     .unwrap();
     let r = h.client.get(&parent, &format!("/v1/sessions/{}/analytics", s.session_id)).await.unwrap();
-    assert_eq!((r.body["total_trades"].as_i64(), r.body["successful_trades"].as_i64(), r.body["failed_trades"].as_i64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (r.body["total_trades"].as_i64(), r.body["successful_trades"].as_i64(), r.body["failed_trades"].as_i64()),
+        (Some(2), Some(1), Some(1))
+    );
     let r = h.client.get(&parent, &format!("/v1/sessions/{}/transactions", s.session_id)).await.unwrap();
     assert_eq!(r.body["transactions"].as_array().unwrap().len(), 4);
 
@@ -238,7 +272,8 @@ async fn alert_rules_fire_on_their_scenarios_and_not_on_a_normal_session() {
     let p = random_key();
     let moved = open_session(&h, &world, &p, 10 * SOL, SOL, 5 * SOL, home).await;
     for _ in 0..2 {
-        let r = send_from(&h, &p, "GET", &format!("/v1/sessions/{}", moved.session_id), None, Some("203.0.113.9")).await;
+        let r =
+            send_from(&h, &p, "GET", &format!("/v1/sessions/{}", moved.session_id), None, Some("203.0.113.9")).await;
         assert_eq!(r.status, 200);
     }
 
@@ -289,10 +324,8 @@ async fn alert_rules_fire_on_their_scenarios_and_not_on_a_normal_session() {
     let r = send_from(&h, &admin, "GET", "/v1/admin/alerts?unresolved=true", None, None).await;
     assert_eq!(r.body["alerts"].as_array().unwrap().len(), 3);
     // X-Forwarded-For is believed only from a trusted proxy: the audit shows the client's IP.
-    let ips: Vec<Option<String>> = sqlx::query_scalar("SELECT DISTINCT ip_address FROM audit_log ORDER BY 1")
-        .fetch_all(&h.db.pool)
-        .await
-        .unwrap();
+    let ips: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT DISTINCT ip_address FROM audit_log ORDER BY 1").fetch_all(&h.db.pool).await.unwrap();
     assert!(ips.contains(&Some("198.51.100.1".into())) && ips.contains(&Some("203.0.113.9".into())), "{ips:?}");
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod spec;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -39,16 +40,12 @@ pub fn db_options(db: &TestDb) -> PgConnectOptions {
 
 /// A service pool on the test database, switched to vault_service, as a deployment would run.
 pub async fn service_pool(db: &TestDb, max: u32) -> sqlx::PgPool {
-    service::connect_pool_with(db_options(db), Some("vault_service"), max)
-        .await
-        .expect("service pool")
+    service::connect_pool_with(db_options(db), Some("vault_service"), max).await.expect("service pool")
 }
 
 /// Config for tests: generous limits unless a test says otherwise.
 pub fn test_config() -> ServiceConfig {
-    let mut c = ServiceConfig::default();
-    c.max_clock_skew_secs = 60;
-    c
+    ServiceConfig { max_clock_skew_secs: 60, ..ServiceConfig::default() }
 }
 
 impl Harness {
@@ -63,17 +60,26 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = service::spawn(app.clone(), listener);
-        Harness { db, app, client: Client::new(base.clone()), base, server }
+        // Every reply the tests get through `client` must be what the OpenAPI document says.
+        let spec = Arc::new(spec::Spec::load());
+        let client = Client::new(base.clone()).with_observer(Arc::new(move |method, path, reply| {
+            if let Err(e) = spec.check(method, path, reply.status, reply.content_type.as_deref(), &reply.body) {
+                panic!("the reply disagrees with the OpenAPI document: {e}");
+            }
+        }));
+        Harness { db, app, client, base, server }
     }
 
     /// audit_log rows for `action` with `success`, as (actor, error_message).
     pub async fn audit_rows(&self, action: &str, success: bool) -> Vec<(String, Option<String>)> {
-        sqlx::query_as("SELECT actor, error_message FROM audit_log WHERE action = $1 AND success = $2 ORDER BY chain_seq")
-            .bind(action)
-            .bind(success)
-            .fetch_all(&self.db.pool)
-            .await
-            .expect("audit rows")
+        sqlx::query_as(
+            "SELECT actor, error_message FROM audit_log WHERE action = $1 AND success = $2 ORDER BY chain_seq",
+        )
+        .bind(action)
+        .bind(success)
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("audit rows")
     }
 
     pub async fn alerts_of(&self, session_id: &str) -> Vec<String> {
