@@ -2,18 +2,16 @@
 //! litesvm (the testkit's VaultWorld). The world's clock follows the wall clock, so the service's
 //! expiry checks and the program's agree.
 
-
-
 use std::sync::{Arc, Mutex};
 
 use anchor_lang::prelude::Pubkey;
+use async_trait::async_trait;
+use ephemeral_vault::state::{Config, Vault};
 use ephemeral_vault_testkit::VaultWorld;
 use solana_hash::Hash;
 use solana_transaction::Transaction;
-use async_trait::async_trait;
-use ephemeral_vault::state::{Config, Vault};
-use vault_cleanup_bot::{decode_program_vault, ClusterView, VaultAccount};
 use vault_chain::{Chain, ChainError, Sent};
+use vault_cleanup_bot::{decode_program_vault, ClusterView, VaultAccount};
 
 pub struct LiteSvmChain {
     pub world: Arc<Mutex<VaultWorld>>,
@@ -66,9 +64,7 @@ impl ClusterView for LiteSvmView {
             .get_program_accounts(&ephemeral_vault::ID)
             .into_iter()
             .filter(|(_, a)| a.data.len() == Vault::SPACE)
-            .filter_map(|(address, a)| {
-                Some(VaultAccount { address, vault: vault_cleanup_bot::decode_vault(&a.data)? })
-            })
+            .filter_map(|(address, a)| Some(VaultAccount { address, vault: vault_cleanup_bot::decode_vault(&a.data)? }))
             .collect())
     }
     async fn vaults_at(&self, addresses: &[Pubkey]) -> Result<Vec<VaultAccount>, ChainError> {

@@ -24,7 +24,14 @@ pub fn chain_tx(recorded: &Recorded) -> ChainTx {
     for (slot, group) in inner_instructions.iter_mut().zip(&recorded.meta.inner_instructions) {
         *slot = group
             .iter()
-            .map(|i| raw(i.instruction.program_id_index, &i.instruction.accounts, &i.instruction.data, u32::from(i.stack_height)))
+            .map(|i| {
+                raw(
+                    i.instruction.program_id_index,
+                    &i.instruction.accounts,
+                    &i.instruction.data,
+                    u32::from(i.stack_height),
+                )
+            })
             .collect();
     }
     ChainTx {

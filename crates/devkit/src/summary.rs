@@ -40,11 +40,10 @@ pub struct TradeTotals {
 impl Summary {
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
         let sessions_by_status = pairs(pool, "SELECT status, count(*) FROM ephemeral_sessions GROUP BY status").await?;
-        let transactions: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT transaction_type, status, count(*) FROM vault_transactions GROUP BY 1, 2",
-        )
-        .fetch_all(pool)
-        .await?;
+        let transactions: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT transaction_type, status, count(*) FROM vault_transactions GROUP BY 1, 2")
+                .fetch_all(pool)
+                .await?;
         let trades = sqlx::query_as::<_, TradeTotals>(
             "SELECT count(*) AS sessions,
                     coalesce(sum(a.total_trades), 0)::BIGINT AS total,
@@ -58,9 +57,8 @@ impl Summary {
         let (delegations,): (i64,) = sqlx::query_as("SELECT count(*) FROM delegation_history").fetch_one(pool).await?;
         let alerts_by_type = pairs(pool, "SELECT alert_type, count(*) FROM security_alerts GROUP BY 1").await?;
         let cleanups_by_reason = pairs(pool, "SELECT cleanup_reason, count(*) FROM cleanup_events GROUP BY 1").await?;
-        let (rewards_paid,): (Decimal,) = sqlx::query_as("SELECT coalesce(sum(cleanup_reward), 0) FROM cleanup_events")
-            .fetch_one(pool)
-            .await?;
+        let (rewards_paid,): (Decimal,) =
+            sqlx::query_as("SELECT coalesce(sum(cleanup_reward), 0) FROM cleanup_events").fetch_one(pool).await?;
         let (audit_rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_log").fetch_one(pool).await?;
         let audit_broken_at = vault_db::audit::verify_chain(pool).await?.map(|b| b.chain_seq);
         Ok(Self {
@@ -78,7 +76,11 @@ impl Summary {
 
     /// Rows of landed transactions not yet seen at `finalized`.
     pub fn unfinalized(&self) -> i64 {
-        self.transactions.iter().filter(|((_, status), _)| status == "confirmed" || status == "pending").map(|(_, n)| n).sum()
+        self.transactions
+            .iter()
+            .filter(|((_, status), _)| status == "confirmed" || status == "pending")
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Transactions by (type, landed successfully): confirmed and finalized count as landed.

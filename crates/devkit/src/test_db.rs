@@ -4,8 +4,6 @@
 //! its own database from it, so tests run in parallel without seeing each other's rows, and
 //! drops it when the `TestDb` goes out of scope, even if the test panicked.
 
-
-
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,32 +45,19 @@ impl TestDb {
     /// A new database with every migration applied.
     pub async fn new() -> Self {
         let db = Self::empty().await;
-        vault_db::migrate(&db.pool)
-            .await
-            .expect("migrations failed");
+        vault_db::migrate(&db.pool).await.expect("migrations failed");
         db
     }
 
     /// A new database with nothing in it.
     pub async fn empty() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "vault_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("vault_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos);
         let mut admin = PgConnection::connect_with(&admin_options())
             .await
             .expect("cannot connect to DATABASE_URL; is `scripts/postgres.sh start` running?");
-        admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
-            .expect("CREATE DATABASE");
+        admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.expect("CREATE DATABASE");
         admin.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -88,9 +73,7 @@ impl TestDb {
 
     /// A connection of its own (not from the pool), as a separate client would have.
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect_with(&Self::options_for(&self.name))
-            .await
-            .expect("connecting to the test database")
+        PgConnection::connect_with(&Self::options_for(&self.name)).await.expect("connecting to the test database")
     }
 
     /// Another pool on the same database.
@@ -111,16 +94,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         let options = admin_options();
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async move {
                 let mut admin = PgConnection::connect_with(&options).await.ok()?;
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-                    .await
-                    .ok()?;
+                admin.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str()).await.ok()?;
                 admin.close().await.ok()
             })
         })
@@ -173,10 +150,7 @@ pub fn u64_max_plus_one() -> Decimal {
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 // ----- fixtures -----
@@ -245,10 +219,7 @@ impl NewSession {
 
 /// Inserts an active session with defaults and returns its id.
 pub async fn session(pool: &PgPool) -> String {
-    NewSession::default()
-        .insert(pool)
-        .await
-        .expect("inserting a session")
+    NewSession::default().insert(pool).await.expect("inserting a session")
 }
 
 /// A vault_transactions row; `Default` is a pending trade of 100 at instruction 0.
@@ -282,11 +253,7 @@ impl Default for NewTx {
 
 impl NewTx {
     /// Inserts it for `session_id` and returns the row's id.
-    pub async fn insert<'e>(
-        &self,
-        db: impl sqlx::PgExecutor<'e>,
-        session_id: &str,
-    ) -> Result<i32, sqlx::Error> {
+    pub async fn insert<'e>(&self, db: impl sqlx::PgExecutor<'e>, session_id: &str) -> Result<i32, sqlx::Error> {
         sqlx::query_scalar(
             "INSERT INTO vault_transactions (session_id, transaction_signature, instruction_index,
                  transaction_type, status, amount, fee_amount, trade_id, confirmed_at)
@@ -335,31 +302,15 @@ pub async fn analytics(pool: &PgPool, session_id: &str) -> Option<Analytics> {
 /// Asserts that `result` failed in the database with `sqlstate` and, when given, on the named
 /// constraint, so a test cannot pass because some other rule happened to fire.
 #[track_caller]
-pub fn assert_db_error<T: std::fmt::Debug>(
-    result: Result<T, sqlx::Error>,
-    sqlstate: &str,
-    constraint: Option<&str>,
-) {
+pub fn assert_db_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, sqlstate: &str, constraint: Option<&str>) {
     let err = match result {
         Ok(v) => panic!("expected SQLSTATE {sqlstate} ({constraint:?}), but it succeeded: {v:?}"),
         Err(e) => e,
     };
-    let db_err = err
-        .as_database_error()
-        .unwrap_or_else(|| panic!("expected a database error {sqlstate}, got {err}"));
-    assert_eq!(
-        db_err.code().as_deref(),
-        Some(sqlstate),
-        "wrong SQLSTATE for: {}",
-        db_err.message()
-    );
+    let db_err = err.as_database_error().unwrap_or_else(|| panic!("expected a database error {sqlstate}, got {err}"));
+    assert_eq!(db_err.code().as_deref(), Some(sqlstate), "wrong SQLSTATE for: {}", db_err.message());
     if let Some(name) = constraint {
-        assert_eq!(
-            db_err.constraint(),
-            Some(name),
-            "wrong constraint for: {}",
-            db_err.message()
-        );
+        assert_eq!(db_err.constraint(), Some(name), "wrong constraint for: {}", db_err.message());
     }
 }
 

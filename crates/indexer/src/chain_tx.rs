@@ -108,11 +108,7 @@ impl TxFailure {
             ),
             _ => (None, None),
         };
-        Self {
-            instruction_index,
-            custom_code,
-            message: format!("{err:?}"),
-        }
+        Self { instruction_index, custom_code, message: format!("{err:?}") }
     }
 }
 
@@ -128,9 +124,6 @@ mod base58_keys {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pubkey>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|k| Pubkey::from_str(k).map_err(serde::de::Error::custom))
-            .collect()
+        Vec::<String>::deserialize(d)?.iter().map(|k| Pubkey::from_str(k).map_err(serde::de::Error::custom)).collect()
     }
 }

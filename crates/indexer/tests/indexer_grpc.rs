@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::TestDb;
 use indexing::*;
-use vault_indexer::chain_tx::Commitment;
 use vault_devkit::geyser_replay::GeyserReplay;
+use vault_indexer::chain_tx::Commitment;
 use vault_indexer::ingest::Ingest;
 use vault_indexer::metrics::IndexerMetrics;
 use vault_indexer::pipeline::{self, PipelineConfig};
@@ -23,7 +23,9 @@ async fn start_server(window_slots: u64) -> (GeyserReplay, String, tokio::sync::
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, _) = server
         .clone()
-        .serve("127.0.0.1:0".parse().unwrap(), async { let _ = stopped.await; })
+        .serve("127.0.0.1:0".parse().unwrap(), async {
+            let _ = stopped.await;
+        })
         .await
         .expect("serve");
     (server, format!("http://{addr}"), stop)
@@ -49,13 +51,7 @@ fn indexer_with_metrics(
     config.backoff_base = Duration::from_millis(20);
     config.backoff_cap = Duration::from_millis(200);
     let pipeline_config = PipelineConfig { batch_size: 4, ..PipelineConfig::default() };
-    tokio::spawn(pipeline::run(
-        pool,
-        Ingest::default(),
-        YellowstoneSource::new(config),
-        metrics,
-        pipeline_config,
-    ))
+    tokio::spawn(pipeline::run(pool, Ingest::default(), YellowstoneSource::new(config), metrics, pipeline_config))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,8 @@ mod indexing;
 use common::TestDb;
 use indexing::*;
 use solana_signer::Signer;
-use vault_indexer::decode::decode_all;
 use vault_indexer::chain_tx::{ChainTx, Commitment};
+use vault_indexer::decode::decode_all;
 use vault_indexer::ingest::{load_cursor, session_uuid, Ingest};
 use vault_indexer::sources::Cursor;
 
@@ -32,7 +32,15 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
 
     // Sessions
     let (status, is_active, wallet, deposited, spent, withdrawn, top_ups, revoked, cleaned): (
-        String, bool, String, String, String, String, String, Option<i64>, Option<i64>,
+        String,
+        bool,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<i64>,
+        Option<i64>,
     ) = sqlx::query_as(
         "SELECT status, is_active, ephemeral_wallet, total_deposited::text, total_spent::text, total_withdrawn::text,
             total_fee_top_ups::text, revoked_at, cleaned_at FROM ephemeral_sessions WHERE session_id = $1",
@@ -91,12 +99,11 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     got_sorted.sort();
     expected.sort();
     assert_eq!(got_sorted, expected);
-    let refused: Vec<(String,)> = sqlx::query_as(
-        "SELECT error_message FROM vault_transactions WHERE status = 'failed' ORDER BY block_slot",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let refused: Vec<(String,)> =
+        sqlx::query_as("SELECT error_message FROM vault_transactions WHERE status = 'failed' ORDER BY block_slot")
+            .fetch_all(pool)
+            .await
+            .unwrap();
     assert!(refused[0].0.starts_with("PerTradeCapExceeded (6015)"), "{refused:?}");
     assert!(refused[1].0.starts_with("NotDelegate (6014)"), "{refused:?}");
     assert!(refused[2].0.starts_with("SessionExpired (6012)"), "{refused:?}");
@@ -133,7 +140,8 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     assert!(cleanups.iter().all(|c| c.2 == scenario.caller.pubkey().to_string()));
     assert_eq!(cleanups[0].3, (6 * SOL - spent_a).to_string());
     assert_eq!(cleanups[1].3, (40_000_000u64 - 400_000 - 5_000_000).to_string());
-    let (rewards,): (String,) = sqlx::query_as("SELECT sum(cleanup_reward)::text FROM cleanup_events").fetch_one(pool).await.unwrap();
+    let (rewards,): (String,) =
+        sqlx::query_as("SELECT sum(cleanup_reward)::text FROM cleanup_events").fetch_one(pool).await.unwrap();
     assert!(rewards.parse::<u64>().unwrap() > 0);
 
     // Analytics: successful and refused trades per session.
@@ -154,7 +162,10 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
             .unwrap();
     assert_eq!(
         alerts,
-        vec![(b.clone(), "expired_session".into(), "medium".into()), (a.clone(), "unusual_spending".into(), "high".into())]
+        vec![
+            (b.clone(), "expired_session".into(), "medium".into()),
+            (a.clone(), "unusual_spending".into(), "high".into())
+        ]
     );
 
     // Audit: one row per on-chain action (config + 13 + 5), and the chain verifies.
@@ -175,7 +186,10 @@ async fn duplicates_reordering_and_resumption_give_the_same_rows() {
     let twice = TestDb::new().await;
     for _ in 0..2 {
         for chunk in scenario.txs.chunks(3) {
-            ingest.write_batch(&twice.pool, "test", &decode_all(chunk), Some(&cursor_of(chunk.last().unwrap()))).await.unwrap();
+            ingest
+                .write_batch(&twice.pool, "test", &decode_all(chunk), Some(&cursor_of(chunk.last().unwrap())))
+                .await
+                .unwrap();
         }
     }
     assert_same_rows(&dump(&twice.pool).await, &expected, "delivered twice");
@@ -201,10 +215,16 @@ async fn duplicates_reordering_and_resumption_give_the_same_rows() {
     // Cut after a batch and resumed from the stored cursor by a fresh ingest.
     let resumed = TestDb::new().await;
     let (first, _) = scenario.txs.split_at(middle);
-    ingest.write_batch(&resumed.pool, "test", &decode_all(first), Some(&cursor_of(first.last().unwrap()))).await.unwrap();
+    ingest
+        .write_batch(&resumed.pool, "test", &decode_all(first), Some(&cursor_of(first.last().unwrap())))
+        .await
+        .unwrap();
     let cursor = load_cursor(&resumed.pool, "test").await.unwrap().unwrap();
     let rest: Vec<ChainTx> = scenario.txs.iter().filter(|tx| tx.slot >= cursor.slot).cloned().collect();
-    Ingest::default().write_batch(&resumed.pool, "test", &decode_all(&rest), Some(&cursor_of(rest.last().unwrap()))).await.unwrap();
+    Ingest::default()
+        .write_batch(&resumed.pool, "test", &decode_all(&rest), Some(&cursor_of(rest.last().unwrap())))
+        .await
+        .unwrap();
     assert_same_rows(&dump(&resumed.pool).await, &expected, "cut and resumed");
 
     // A later finalized delivery only moves statuses forward.
@@ -234,8 +254,16 @@ async fn malformed_and_foreign_transactions_are_recorded_or_ignored_and_the_stre
     // Garbage sent to the program: recorded as skipped with its reason.
     let mut garbage = scenario.txs[3].clone();
     garbage.signature = bs58::encode([7u8; 64]).into_string();
-    garbage.failure = Some(vault_indexer::chain_tx::TxFailure { instruction_index: Some(0), custom_code: Some(101), message: "InstructionError(0, Custom(101))".into() });
-    let program_ix = garbage.instructions.iter().position(|ix| garbage.account_keys[ix.program_id_index as usize] == ephemeral_vault::ID).unwrap();
+    garbage.failure = Some(vault_indexer::chain_tx::TxFailure {
+        instruction_index: Some(0),
+        custom_code: Some(101),
+        message: "InstructionError(0, Custom(101))".into(),
+    });
+    let program_ix = garbage
+        .instructions
+        .iter()
+        .position(|ix| garbage.account_keys[ix.program_id_index as usize] == ephemeral_vault::ID)
+        .unwrap();
     garbage.instructions[program_ix].data = vec![1, 2, 3];
     // A forged event: event-shaped data in a CPI not signed by the event authority.
     let mut forged = scenario.txs[2].clone();
@@ -265,10 +293,20 @@ async fn malformed_and_foreign_transactions_are_recorded_or_ignored_and_the_stre
             .await
             .unwrap();
     assert_eq!(skipped.len(), 2);
-    assert!(skipped.iter().any(|(s, r)| *s == garbage.signature && r.contains("shorter than a discriminator")), "{skipped:?}");
-    assert!(skipped.iter().any(|(s, r)| *s == forged.signature && r.contains("without the event authority")), "{skipped:?}");
+    assert!(
+        skipped.iter().any(|(s, r)| *s == garbage.signature && r.contains("shorter than a discriminator")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|(s, r)| *s == forged.signature && r.contains("without the event authority")),
+        "{skipped:?}"
+    );
     // Everything else is as if the bad transactions had never been there.
     let expected = reference_rows(&scenario.txs).await;
-    let strip = |rows: Vec<String>| rows.into_iter().filter(|r| !r.contains(&garbage.signature) && !r.contains(&forged.signature)).collect::<Vec<_>>();
+    let strip = |rows: Vec<String>| {
+        rows.into_iter()
+            .filter(|r| !r.contains(&garbage.signature) && !r.contains(&forged.signature))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(dump(&db.pool).await), strip(expected));
 }

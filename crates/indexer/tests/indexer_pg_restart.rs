@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::TestDb;
 use indexing::*;
-use vault_indexer::chain_tx::Commitment;
 use vault_devkit::geyser_replay::GeyserReplay;
+use vault_indexer::chain_tx::Commitment;
 use vault_indexer::ingest::Ingest;
 use vault_indexer::metrics::IndexerMetrics;
 use vault_indexer::pipeline::{self, PipelineConfig};

@@ -33,12 +33,12 @@ use solana_keypair::Keypair;
 use solana_signer::Signer;
 use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
+use vault_chain::RpcChain;
 use vault_cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView};
+use vault_devkit::scenario::{self, Expected, RpcScenarioChain, ScenarioChain, ScenarioOptions};
+use vault_devkit::summary::{self, Summary};
 use vault_indexer::decode::decode_all;
 use vault_indexer::ingest::Ingest;
-use vault_devkit::scenario::{self, Expected, RpcScenarioChain, ScenarioChain, ScenarioOptions};
-use vault_chain::RpcChain;
-use vault_devkit::summary::{self, Summary};
 
 /// The scenario's chain on the real program in litesvm; waiting for the clock moves it.
 struct LiteSvmScenarioChain(Arc<Mutex<VaultWorld>>);
@@ -119,14 +119,19 @@ async fn scenario_on_the_program_in_litesvm() {
     let world = Arc::new(Mutex::new(world));
 
     let options = ScenarioOptions { short_session_secs: 60, ..ScenarioOptions::default() };
-    let expected = scenario::run(&LiteSvmScenarioChain(world.clone()), &admin, &options, &|_| {}).await.expect("scenario");
+    let expected =
+        scenario::run(&LiteSvmScenarioChain(world.clone()), &admin, &options, &|_| {}).await.expect("scenario");
     let seen = index_history(&world, 0, &db).await;
 
     let caller = Keypair::new();
     world.lock().unwrap().svm.airdrop(&caller.pubkey(), 1_000_000_000).unwrap();
-    let bot = CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default())
-        .with_candidates(CandidateSource::Database { candidates: DbCandidates::new(db.pool.clone()), scan_every: 10 })
-        .database_first();
+    let bot =
+        CleanupBot::new(LiteSvmChain::new(world.clone()), LiteSvmView(world.clone()), caller, BotConfig::default())
+            .with_candidates(CandidateSource::Database {
+                candidates: DbCandidates::new(db.pool.clone()),
+                scan_every: 10,
+            })
+            .database_first();
     let report = bot.run_once().await.expect("bot round");
     assert!(!report.full_scan && report.from_db == 3, "the candidates came from the database: {report:?}");
     assert_eq!(sorted(report.cleaned.iter().map(|(v, _, _)| *v)), sorted(expected.to_clean.clone()));
@@ -180,11 +185,11 @@ async fn scenario_on_a_local_validator() {
 
     let chain = RpcScenarioChain::new(&rpc_url);
     let options = ScenarioOptions { short_session_secs: 20, ..ScenarioOptions::default() };
-    let expected = scenario::run(&chain, &admin, &options, &|line| eprintln!("  scenario: {line}")).await.expect("scenario");
+    let expected =
+        scenario::run(&chain, &admin, &options, &|line| eprintln!("  scenario: {line}")).await.expect("scenario");
 
     // The bot's database candidates are only as fresh as the indexer: let it catch up first.
-    let (_, caught_up) =
-        summary::wait_for(&db.pool, Duration::from_secs(90), |s| expected.indexed(s)).await.unwrap();
+    let (_, caught_up) = summary::wait_for(&db.pool, Duration::from_secs(90), |s| expected.indexed(s)).await.unwrap();
     assert!(caught_up, "the streaming indexer did not catch up with the scenario");
     let caller = Keypair::new();
     chain.airdrop(&caller.pubkey(), 1_000_000_000).await.unwrap();
@@ -205,18 +210,18 @@ async fn scenario_on_a_local_validator() {
     let again = bot.run_once().await.expect("second round");
     assert!(again.cleaned.is_empty() && again.skipped.is_empty(), "{again:?}");
 
-    let (summary, settled) = summary::wait_for(&db.pool, Duration::from_secs(90), |s| {
-        expected.differences(s, cleaned).is_empty()
-    })
-    .await
-    .unwrap();
+    let (summary, settled) =
+        summary::wait_for(&db.pool, Duration::from_secs(90), |s| expected.differences(s, cleaned).is_empty())
+            .await
+            .unwrap();
     assert!(settled, "the streaming indexer did not catch up: {:#?}", expected.differences(&summary, cleaned));
     assert_scenario_rows(&expected, &summary, cleaned);
     assert_eq!(summary.rewards_paid, report.rewards.into());
 
     // Every landed row ends finalized, every refused one stays failed, and nothing is counted
     // twice on the way (the rows are the same as before, only their status moved).
-    let (finalized, all_final) = summary::wait_for(&db.pool, Duration::from_secs(90), |s| s.unfinalized() == 0).await.unwrap();
+    let (finalized, all_final) =
+        summary::wait_for(&db.pool, Duration::from_secs(90), |s| s.unfinalized() == 0).await.unwrap();
     assert!(all_final, "rows still confirmed: {}", finalized.unfinalized());
     assert!(finalized.transactions.keys().all(|(_, status)| status == "finalized" || status == "failed"));
     assert_scenario_rows(&expected, &finalized, cleaned);
@@ -231,5 +236,9 @@ async fn scenario_on_a_local_validator() {
         .status()
         .expect("run vault-indexer backfill");
     assert!(status.success());
-    indexing::assert_same_rows(&indexing::dump(&backfilled.pool).await, &indexing::dump(&db.pool).await, "backfill vs stream");
+    indexing::assert_same_rows(
+        &indexing::dump(&backfilled.pool).await,
+        &indexing::dump(&db.pool).await,
+        "backfill vs stream",
+    );
 }

@@ -17,13 +17,16 @@ use solana_commitment_config::CommitmentConfig;
 use solana_keypair::Keypair;
 use solana_signer::Signer;
 use vault_chain::keypair_file;
+use vault_chain::RpcChain;
 use vault_cleanup_bot::{BotConfig, CandidateSource, CleanupBot, DbCandidates, RpcClusterView};
 use vault_devkit::scenario::{self, RpcScenarioChain, ScenarioChain, ScenarioOptions};
-use vault_chain::RpcChain;
 use vault_devkit::summary::{self, Summary};
 
 #[derive(Parser)]
-#[command(name = "vault-demo", about = "Drives Ephemeral Vault sessions on a local chain and summarises what was indexed")]
+#[command(
+    name = "vault-demo",
+    about = "Drives Ephemeral Vault sessions on a local chain and summarises what was indexed"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,13 +89,15 @@ async fn main() -> anyhow::Result<()> {
 
             // The bot's database candidates are only as fresh as the indexer.
             println!("waiting for the indexer to catch up with the scenario");
-            let (_, caught_up) = summary::wait_for(&pool, Duration::from_secs(settle_secs), |s: &Summary| expected.indexed(s))
-            .await?;
+            let (_, caught_up) =
+                summary::wait_for(&pool, Duration::from_secs(settle_secs), |s: &Summary| expected.indexed(s)).await?;
             if !caught_up {
                 bail!("the indexer did not catch up with the scenario within {settle_secs} s; see its log");
             }
 
-            println!("cleanup bot: a round from cleanup_candidates_view (each checked on chain), then a full chain scan");
+            println!(
+                "cleanup bot: a round from cleanup_candidates_view (each checked on chain), then a full chain scan"
+            );
             let caller = Keypair::new();
             chain.airdrop(&caller.pubkey(), 1_000_000_000).await?;
             let bot = CleanupBot::new(

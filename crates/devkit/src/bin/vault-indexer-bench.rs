@@ -31,9 +31,9 @@ mod bench {
     use solana_signer::Signer;
     use sqlx::migrate::MigrateDatabase;
     use sqlx::{Connection, PgConnection, Postgres};
-    use vault_indexer::decode::decode_all;
-use vault_indexer::chain_tx::ChainTx;
     use vault_devkit::recorded::chain_tx;
+    use vault_indexer::chain_tx::ChainTx;
+    use vault_indexer::decode::decode_all;
     use vault_indexer::ingest::Ingest;
 
     const BATCH: usize = 256;
@@ -64,7 +64,11 @@ use vault_indexer::chain_tx::ChainTx;
             let _ = w.trade(&sessions[k], &sessions[k].delegate, venue.pubkey(), None, trade_id[k], amount, 10);
             i += 1;
         }
-        w.history.iter().filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID)).map(chain_tx).collect()
+        w.history
+            .iter()
+            .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
+            .map(chain_tx)
+            .collect()
     }
 
     async fn fresh_database(admin: &str, name: &str) -> anyhow::Result<String> {
@@ -99,7 +103,9 @@ use vault_indexer::chain_tx::ChainTx;
         let started = Instant::now();
         for batch in txs.chunks(BATCH) {
             let arrived: Vec<Instant> = batch.iter().map(|_| Instant::now()).collect();
-            let newest = batch.last().map(|tx| vault_indexer::sources::Cursor { slot: tx.slot, signature: Some(tx.signature.clone()) });
+            let newest = batch
+                .last()
+                .map(|tx| vault_indexer::sources::Cursor { slot: tx.slot, signature: Some(tx.signature.clone()) });
             ingest.write_batch(&pool, "bench", &decode_all(batch), newest.as_ref()).await?;
             let committed = Instant::now();
             latencies.extend(arrived.iter().map(|a| committed - *a));
@@ -135,7 +141,10 @@ use vault_indexer::chain_tx::ChainTx;
         let copy_time = copy_started.elapsed();
 
         let tps = txs.len() as f64 / indexer_time.as_secs_f64();
-        println!("indexer write path ({} transactions -> {rows} vault_transactions rows, batches of {BATCH}):", txs.len());
+        println!(
+            "indexer write path ({} transactions -> {rows} vault_transactions rows, batches of {BATCH}):",
+            txs.len()
+        );
         println!("  sustained      {tps:.0} transactions/s ({:.2} s)", indexer_time.as_secs_f64());
         println!("  latency p50    {:.1} ms", percentile(&latencies, 0.50).as_secs_f64() * 1e3);
         println!("  latency p99    {:.1} ms", percentile(&latencies, 0.99).as_secs_f64() * 1e3);

@@ -39,7 +39,13 @@ fn key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&seed)
 }
 
-fn register_body(parent: &ed25519_dalek::SigningKey, id: uuid::Uuid, seed: [u8; 32], created: i64, approved: u64) -> serde_json::Value {
+fn register_body(
+    parent: &ed25519_dalek::SigningKey,
+    id: uuid::Uuid,
+    seed: [u8; 32],
+    created: i64,
+    approved: u64,
+) -> serde_json::Value {
     use base64::Engine;
     use solana_signer::Signer;
     let eph = solana_keypair::Keypair::new_from_array(seed).pubkey();
@@ -88,7 +94,12 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(options: sqlx::postgres::PgConnectOptions, reads: usize, concurrency: usize, trades: usize) -> anyhow::Result<()> {
+async fn run(
+    options: sqlx::postgres::PgConnectOptions,
+    reads: usize,
+    concurrency: usize,
+    trades: usize,
+) -> anyhow::Result<()> {
     {
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options.clone()).await?;
         vault_db::migrate(&pool).await?;
@@ -166,7 +177,6 @@ async fn run(options: sqlx::postgres::PgConnectOptions, reads: usize, concurrenc
         let dest_key = solana_keypair::Keypair::new().pubkey();
         world.lock().unwrap().svm.airdrop(&dest_key, LAMPORTS_PER_SOL).unwrap();
         let dest = dest_key.to_string();
-        let started_all;
         let mut prepared = Vec::new();
         for _ in 0..sessions {
             let parent = key();
@@ -200,11 +210,13 @@ async fn run(options: sqlx::postgres::PgConnectOptions, reads: usize, concurrenc
                 w.send(&[ix], &parent_kp, &[]).map_err(|e| anyhow::anyhow!("create_session: {:?}", e.err))?;
                 w.now()
             };
-            let r = client.post(&parent, "/v1/sessions", &register_body(&parent, id, seed, created, 100 * LAMPORTS_PER_SOL)).await?;
+            let r = client
+                .post(&parent, "/v1/sessions", &register_body(&parent, id, seed, created, 100 * LAMPORTS_PER_SOL))
+                .await?;
             anyhow::ensure!(r.status == 201, "register: {:?}", r.body);
             prepared.push((parent, id));
         }
-        started_all = Instant::now();
+        let started_all = Instant::now();
         for (parent, id) in prepared {
             let (client, dest) = (client.clone(), dest.clone());
             handles.push(tokio::spawn(async move {

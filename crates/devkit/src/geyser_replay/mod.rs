@@ -30,6 +30,7 @@ struct Feed {
 
 /// One published update: a transaction, or the end of a block with its time.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // mostly transactions; boxing them would buy nothing
 pub enum Stored {
     Transaction(SubscribeUpdateTransaction),
     BlockMeta(SubscribeUpdateBlockMeta),
@@ -159,7 +160,7 @@ impl Filters {
             Stored::Transaction(tx) => (self.matching(&tx), subscribe_update::UpdateOneof::Transaction(tx)),
             Stored::BlockMeta(meta) => (self.blocks_meta.clone(), subscribe_update::UpdateOneof::BlockMeta(meta)),
         };
-        (!names.is_empty()).then(|| SubscribeUpdate { filters: names, created_at: None, update_oneof: Some(update) })
+        (!names.is_empty()).then_some(SubscribeUpdate { filters: names, created_at: None, update_oneof: Some(update) })
     }
 
     /// The names of the filters `update` matches (empty: not sent).
@@ -203,10 +204,7 @@ impl Geyser for GeyserReplay {
         request: Request<Streaming<SubscribeRequest>>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let mut requests = request.into_inner();
-        let first = requests
-            .next()
-            .await
-            .ok_or_else(|| Status::invalid_argument("no subscribe request"))??;
+        let first = requests.next().await.ok_or_else(|| Status::invalid_argument("no subscribe request"))??;
         let mut filters = Filters::from_request(&first);
         self.subscriptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
@@ -348,7 +346,10 @@ impl Geyser for GeyserReplay {
 
     async fn get_version(&self, _: Request<GetVersionRequest>) -> Result<Response<GetVersionResponse>, Status> {
         Ok(Response::new(GetVersionResponse {
-            version: format!("{{\"name\":\"ephemeral-vault geyser-replay\",\"version\":\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            version: format!(
+                "{{\"name\":\"ephemeral-vault geyser-replay\",\"version\":\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
         }))
     }
 }

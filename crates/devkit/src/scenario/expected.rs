@@ -105,7 +105,11 @@ fn rows_of(data: &[u8]) -> Vec<&'static str> {
     if discriminator == ix::CreateSession::DISCRIMINATOR {
         // SessionCreated, then Deposited when it carried an initial deposit.
         let deposits = ix::CreateSession::deserialize(&mut args).map(|c| c.args.initial_deposit > 0).unwrap_or(false);
-        if deposits { vec!["create", "deposit"] } else { vec!["create"] }
+        if deposits {
+            vec!["create", "deposit"]
+        } else {
+            vec!["create"]
+        }
     } else if discriminator == ix::Deposit::DISCRIMINATOR {
         vec!["deposit"]
     } else if discriminator == ix::Withdraw::DISCRIMINATOR {

@@ -26,9 +26,9 @@ use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
 
 pub use chain::{RpcScenarioChain, ScenarioChain};
-use vault_chain::ChainError;
 pub use expected::Expected;
 use tokens::FeeMint;
+use vault_chain::ChainError;
 
 const SOL: u64 = 1_000_000_000;
 /// One whole token of the scenario's 6-decimal mint.
@@ -97,7 +97,8 @@ pub async fn run(
     // The sessions that are left to expire go first, so their clocks run during the rest.
     let short = options.short_session_secs;
     d.step(&format!("bob opens a Token-2022 session ({short} s) with 500 tokens; carol a SOL one"));
-    let bob_session = d.open(&bob, mint.asset(), Some(bob_tokens), terms(300 * TOKEN, 100 * TOKEN, 500 * TOKEN, short)).await?;
+    let bob_session =
+        d.open(&bob, mint.asset(), Some(bob_tokens), terms(300 * TOKEN, 100 * TOKEN, 500 * TOKEN, short)).await?;
     let carol_short = d.open(&carol, Asset::Sol, None, terms(SOL / 2, SOL / 4, SOL, short)).await?;
     let expires_at = d.chain.unix_time().await? + short;
     d.trade(&bob_session, &venue.pubkey(), Some(venue_tokens), 1, 50 * TOKEN, 0, None).await?;
@@ -141,7 +142,8 @@ pub async fn run(
     d.step("waiting for the short sessions to expire (chain clock)");
     d.chain.wait_until(expires_at + 1).await?;
     d.step("bob's ephemeral wallet trades after expiry: refused (an expired_session alert)");
-    d.trade(&bob_session, &venue.pubkey(), Some(venue_tokens), 3, 10 * TOKEN, 0, Some(VaultError::SessionExpired)).await?;
+    d.trade(&bob_session, &venue.pubkey(), Some(venue_tokens), 3, 10 * TOKEN, 0, Some(VaultError::SessionExpired))
+        .await?;
     d.expected.to_clean.push(bob_session.session.vault());
     d.expected.to_clean.push(carol_short.session.vault());
     d.expected.alerts = vec!["expired_session", "high_frequency", "unusual_spending"];
@@ -185,7 +187,12 @@ impl Driver<'_> {
     }
 
     /// Signs and executes; the program's error code when it landed failed.
-    async fn send(&mut self, ixs: &[Instruction], payer: &Keypair, signers: &[&Keypair]) -> anyhow::Result<Option<TransactionError>> {
+    async fn send(
+        &mut self,
+        ixs: &[Instruction],
+        payer: &Keypair,
+        signers: &[&Keypair],
+    ) -> anyhow::Result<Option<TransactionError>> {
         let blockhash = self.chain.latest_blockhash().await?;
         let mut all: Vec<&Keypair> = vec![payer];
         all.extend(signers.iter().copied().filter(|s| s.pubkey() != payer.pubkey()));
@@ -204,7 +211,13 @@ impl Driver<'_> {
         }
     }
 
-    async fn open(&mut self, parent: &Keypair, asset: Asset, parent_tokens: Option<Pubkey>, args: CreateSessionArgs) -> anyhow::Result<OpenSession> {
+    async fn open(
+        &mut self,
+        parent: &Keypair,
+        asset: Asset,
+        parent_tokens: Option<Pubkey>,
+        args: CreateSessionArgs,
+    ) -> anyhow::Result<OpenSession> {
         let delegate = Keypair::new();
         let session = SessionRef { parent: parent.pubkey(), session_id: args.session_id, asset };
         let ix = sdk::create_session(parent.pubkey(), delegate.pubkey(), asset, parent_tokens, args);
@@ -237,9 +250,15 @@ impl Driver<'_> {
         let outcome = self.send(&[ix], &s.delegate, &[]).await?;
         match (outcome, refusal) {
             (None, None) => Ok(()),
-            (Some(e), Some(expected)) if refused(&e).0 == Some(anchor_lang::error::ERROR_CODE_OFFSET + expected as u32) => Ok(()),
+            (Some(e), Some(expected))
+                if refused(&e).0 == Some(anchor_lang::error::ERROR_CODE_OFFSET + expected as u32) =>
+            {
+                Ok(())
+            }
             (Some(e), _) => bail!("trade {trade_id}: {}", refused(&e).1),
-            (None, Some(expected)) => bail!("trade {trade_id} went through; the program should have refused it with {expected:?}"),
+            (None, Some(expected)) => {
+                bail!("trade {trade_id} went through; the program should have refused it with {expected:?}")
+            }
         }
     }
 }

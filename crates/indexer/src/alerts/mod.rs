@@ -36,7 +36,12 @@ pub struct AlertRules {
 
 impl Default for AlertRules {
     fn default() -> Self {
-        Self { unusual_spending_bps: UnusualSpending::HALF, high_frequency_trades: 10, high_frequency_window_secs: 60, expired_session: true }
+        Self {
+            unusual_spending_bps: UnusualSpending::HALF,
+            high_frequency_trades: 10,
+            high_frequency_window_secs: 60,
+            expired_session: true,
+        }
     }
 }
 
@@ -140,7 +145,10 @@ async fn after_refusal(
 ) -> Result<(), sqlx::Error> {
     let acts_on_funds = matches!(
         instruction.kind,
-        InstructionKind::ExecuteTrade | InstructionKind::TopUpFees | InstructionKind::Deposit | InstructionKind::ApproveDelegate
+        InstructionKind::ExecuteTrade
+            | InstructionKind::TopUpFees
+            | InstructionKind::Deposit
+            | InstructionKind::ApproveDelegate
     );
     if rules.expired_session && acts_on_funds && failure.is_session_expired() {
         raise(
@@ -150,7 +158,10 @@ async fn after_refusal(
                 session_id,
                 alert_type: "expired_session",
                 severity: "medium",
-                description: format!("{:?} attempted by {} after the session expired", instruction.kind, instruction.signer),
+                description: format!(
+                    "{:?} attempted by {} after the session expired",
+                    instruction.kind, instruction.signer
+                ),
                 metadata: json!({"signature": tx.signature, "signer": instruction.signer.to_string()}),
                 dedup_key: format!("expired_session:{}:{ordinal}", tx.signature),
             },

@@ -22,10 +22,7 @@ pub enum VaultAction {
     /// An event from a transaction that landed.
     Event(VaultEvent),
     /// A vault instruction in a transaction that failed.
-    Refused {
-        instruction: VaultInstruction,
-        failure: TxFailure,
-    },
+    Refused { instruction: VaultInstruction, failure: TxFailure },
 }
 
 /// Why part of a transaction that names the program could not be read. Recorded (in
@@ -132,10 +129,7 @@ fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
             continue;
         };
         match instructions::decode_instruction(&ix.data, &accounts) {
-            Ok(instruction) => decoded.actions.push(VaultAction::Refused {
-                instruction,
-                failure: failure.clone(),
-            }),
+            Ok(instruction) => decoded.actions.push(VaultAction::Refused { instruction, failure: failure.clone() }),
             Err(error) => decoded.problems.push(DecodeError::Instruction { index, error }),
         }
     }

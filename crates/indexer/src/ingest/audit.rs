@@ -27,19 +27,74 @@ fn entry(action: &VaultAction) -> Entry {
     };
     match action {
         VaultAction::Event(event) => match event {
-            VaultEvent::SessionCreated(e) => event_entry("session_created", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::DelegateApproved(e) => event_entry("delegate_approved", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::Deposited(e) => event_entry("deposited", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::Withdrawn(e) => event_entry("withdrawn", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::TradeExecuted(e) => event_entry("trade_executed", e.delegate.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::FeesToppedUp(e) => event_entry("fees_topped_up", e.delegate.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::SessionRevoked(e) => event_entry("session_revoked", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::VaultCleaned(e) => event_entry("vault_cleaned", e.caller.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string()),
-            VaultEvent::ConfigInitialized(e) => Entry { action: "chain.config_initialized".into(), actor: e.admin.to_string(), target: None, session_id: None, parent: None },
-            VaultEvent::ConfigUpdated(e) => Entry { action: "chain.config_updated".into(), actor: e.admin.to_string(), target: Some(e.new_admin.to_string()), session_id: None, parent: None },
+            VaultEvent::SessionCreated(e) => event_entry(
+                "session_created",
+                e.parent.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::DelegateApproved(e) => event_entry(
+                "delegate_approved",
+                e.parent.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::Deposited(e) => {
+                event_entry("deposited", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string())
+            }
+            VaultEvent::Withdrawn(e) => {
+                event_entry("withdrawn", e.parent.to_string(), e.vault.to_string(), &e.session_id, e.parent.to_string())
+            }
+            VaultEvent::TradeExecuted(e) => event_entry(
+                "trade_executed",
+                e.delegate.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::FeesToppedUp(e) => event_entry(
+                "fees_topped_up",
+                e.delegate.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::SessionRevoked(e) => event_entry(
+                "session_revoked",
+                e.parent.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::VaultCleaned(e) => event_entry(
+                "vault_cleaned",
+                e.caller.to_string(),
+                e.vault.to_string(),
+                &e.session_id,
+                e.parent.to_string(),
+            ),
+            VaultEvent::ConfigInitialized(e) => Entry {
+                action: "chain.config_initialized".into(),
+                actor: e.admin.to_string(),
+                target: None,
+                session_id: None,
+                parent: None,
+            },
+            VaultEvent::ConfigUpdated(e) => Entry {
+                action: "chain.config_updated".into(),
+                actor: e.admin.to_string(),
+                target: Some(e.new_admin.to_string()),
+                session_id: None,
+                parent: None,
+            },
             VaultEvent::PauseSet(e) => Entry {
                 action: if e.paused { "chain.paused".into() } else { "chain.unpaused".into() },
-                actor: e.admin.to_string(), target: None, session_id: None, parent: None,
+                actor: e.admin.to_string(),
+                target: None,
+                session_id: None,
+                parent: None,
             },
         },
         VaultAction::Refused { instruction, .. } => Entry {
@@ -52,7 +107,12 @@ fn entry(action: &VaultAction) -> Entry {
     }
 }
 
-pub async fn record(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, action: &VaultAction) -> Result<(), sqlx::Error> {
+pub async fn record(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    action: &VaultAction,
+) -> Result<(), sqlx::Error> {
     let entry = entry(action);
     let (success, error) = match action {
         VaultAction::Event(_) => (true, None),

@@ -10,12 +10,12 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::chain_tx::ChainTx;
-use vault_db::amount::to_db;
-use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
 use crate::chain_tx::TxFailure;
+use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
 use ephemeral_vault::events::{
     DelegateApproved, Deposited, FeesToppedUp, SessionCreated, SessionRevoked, TradeExecuted, VaultCleaned, Withdrawn,
 };
+use vault_db::amount::to_db;
 
 /// The database's `session_id`: the 16 on-chain bytes as a lowercase hyphenated UUID.
 pub fn session_uuid(bytes: &[u8; 16]) -> String {
@@ -52,7 +52,12 @@ struct TxRow<'a> {
     error: Option<String>,
 }
 
-async fn upsert_transaction(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, row: TxRow<'_>) -> Result<(), sqlx::Error> {
+async fn upsert_transaction(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    row: TxRow<'_>,
+) -> Result<(), sqlx::Error> {
     // Status only moves forward: pending -> confirmed -> finalized, or pending -> failed. A
     // replay at a lower commitment (or a late 'pending' from the relay) leaves it alone.
     sqlx::query(
@@ -233,7 +238,12 @@ pub fn reason_word(reason: CleanupReason) -> &'static str {
 
 /// Writes the rows of one action; one function per event below, each an upsert a replay
 /// leaves as is.
-pub async fn apply_action(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, action: &VaultAction) -> Result<(), sqlx::Error> {
+pub async fn apply_action(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    action: &VaultAction,
+) -> Result<(), sqlx::Error> {
     let status = tx.commitment.status();
     match action {
         VaultAction::Event(VaultEvent::SessionCreated(e)) => session_created(db, tx, ordinal, status, e).await,
@@ -245,12 +255,20 @@ pub async fn apply_action(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, a
         VaultAction::Event(VaultEvent::SessionRevoked(e)) => session_revoked(db, tx, ordinal, status, e).await,
         VaultAction::Event(VaultEvent::VaultCleaned(e)) => vault_cleaned(db, tx, ordinal, status, e).await,
         // Deployment-wide: recorded in the audit log only.
-        VaultAction::Event(VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_)) => Ok(()),
+        VaultAction::Event(
+            VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_),
+        ) => Ok(()),
         VaultAction::Refused { instruction, failure } => refused(db, tx, ordinal, instruction, failure).await,
     }
 }
 
-async fn session_created(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &SessionCreated) -> Result<(), sqlx::Error> {
+async fn session_created(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &SessionCreated,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
     // The service may have registered the session first: complete its row with the
     // chain's columns and leave its own (key, IP, user agent, device) alone.
@@ -285,19 +303,41 @@ async fn session_created(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, st
         "fee_top_up": e.fee_top_up.to_string(),
         "expires_at": e.expires_at,
     });
-    let row = TxRow { session_id: &session_id, kind: "create", amount: e.approved_amount, fee: None, trade_id: None,
-        status, chain_time: Some(e.created_at), metadata, error: None };
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "create",
+        amount: e.approved_amount,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.created_at),
+        metadata,
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     record_delegation(db, &session_id, &e.vault, &e.delegate, 0, e.created_at, &tx.signature).await?;
     Ok(())
 }
 
-async fn delegate_approved(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &DelegateApproved) -> Result<(), sqlx::Error> {
+async fn delegate_approved(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &DelegateApproved,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "approve_delegate", amount: 0, fee: None, trade_id: None,
-        status, chain_time: Some(e.timestamp),
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "approve_delegate",
+        amount: 0,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.timestamp),
         metadata: json!({"previous_delegate": e.previous_delegate.to_string(), "delegate": e.delegate.to_string(), "rotation": e.rotations}),
-        error: None };
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     record_delegation(db, &session_id, &e.vault, &e.delegate, e.rotations, e.timestamp, &tx.signature).await?;
     // The current delegate is the newest rotation's, whatever order events arrive in.
@@ -318,50 +358,122 @@ async fn delegate_approved(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, 
     Ok(())
 }
 
-async fn deposited(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &Deposited) -> Result<(), sqlx::Error> {
+async fn deposited(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &Deposited,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "deposit", amount: e.received, fee: None, trade_id: None,
-        status, chain_time: Some(e.timestamp),
-        metadata: json!({"sent": e.amount.to_string(), "mint": mint_column(&e.mint)}), error: None };
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "deposit",
+        amount: e.received,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.timestamp),
+        metadata: json!({"sent": e.amount.to_string(), "mint": mint_column(&e.mint)}),
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.timestamp, tx.slot).await?;
     Ok(())
 }
 
-async fn withdrawn(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &Withdrawn) -> Result<(), sqlx::Error> {
+async fn withdrawn(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &Withdrawn,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "withdraw", amount: e.amount, fee: None, trade_id: None,
-        status, chain_time: Some(e.timestamp), metadata: json!({}), error: None };
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "withdraw",
+        amount: e.amount,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.timestamp),
+        metadata: json!({}),
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.timestamp, tx.slot).await?;
     Ok(())
 }
 
-async fn trade_executed(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &TradeExecuted) -> Result<(), sqlx::Error> {
+async fn trade_executed(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &TradeExecuted,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "trade", amount: e.amount, fee: Some(e.fee),
-        trade_id: Some(e.trade_id), status, chain_time: Some(e.timestamp),
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "trade",
+        amount: e.amount,
+        fee: Some(e.fee),
+        trade_id: Some(e.trade_id),
+        status,
+        chain_time: Some(e.timestamp),
         metadata: json!({"destination": e.destination.to_string(), "delegate": e.delegate.to_string(),
             "remaining_allowance": e.remaining_allowance.to_string()}),
-        error: None };
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.timestamp, tx.slot).await?;
     Ok(())
 }
 
-async fn fees_topped_up(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &FeesToppedUp) -> Result<(), sqlx::Error> {
+async fn fees_topped_up(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &FeesToppedUp,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "top_up", amount: e.amount, fee: None, trade_id: None,
-        status, chain_time: Some(e.timestamp), metadata: json!({"delegate": e.delegate.to_string()}), error: None };
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "top_up",
+        amount: e.amount,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.timestamp),
+        metadata: json!({"delegate": e.delegate.to_string()}),
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.timestamp, tx.slot).await?;
     Ok(())
 }
 
-async fn session_revoked(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &SessionRevoked) -> Result<(), sqlx::Error> {
+async fn session_revoked(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &SessionRevoked,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
-    let row = TxRow { session_id: &session_id, kind: "revoke", amount: 0, fee: None, trade_id: None,
-        status, chain_time: Some(e.revoked_at), metadata: json!({"delegate": e.delegate.to_string()}), error: None };
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "revoke",
+        amount: 0,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.revoked_at),
+        metadata: json!({"delegate": e.delegate.to_string()}),
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.revoked_at, tx.slot).await?;
     advance_status(db, &session_id, "revoked", Some(e.revoked_at), None).await?;
@@ -369,14 +481,27 @@ async fn session_revoked(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, st
     Ok(())
 }
 
-async fn vault_cleaned(db: &mut PgConnection, tx: &ChainTx, ordinal: usize, status: &'static str, e: &VaultCleaned) -> Result<(), sqlx::Error> {
+async fn vault_cleaned(
+    db: &mut PgConnection,
+    tx: &ChainTx,
+    ordinal: usize,
+    status: &'static str,
+    e: &VaultCleaned,
+) -> Result<(), sqlx::Error> {
     let session_id = session_uuid(&e.session_id);
     let reason = reason_word(e.reason);
-    let row = TxRow { session_id: &session_id, kind: "cleanup", amount: e.returned_amount, fee: None, trade_id: None,
-        status, chain_time: Some(e.timestamp),
+    let row = TxRow {
+        session_id: &session_id,
+        kind: "cleanup",
+        amount: e.returned_amount,
+        fee: None,
+        trade_id: None,
+        status,
+        chain_time: Some(e.timestamp),
         metadata: json!({"caller": e.caller.to_string(), "reward": e.reward.to_string(),
             "rent_returned": e.rent_returned.to_string(), "reason": reason}),
-        error: None };
+        error: None,
+    };
     upsert_transaction(db, tx, ordinal, row).await?;
     update_totals(db, &session_id, &e.totals, e.timestamp, tx.slot).await?;
     sqlx::query(
@@ -419,9 +544,16 @@ async fn refused(
     };
     let message = failure.describe();
     let amount = if instruction.kind == InstructionKind::CreateSession { 0 } else { instruction.amount.unwrap_or(0) };
-    let row = TxRow { session_id: &session_id, kind, amount, fee: instruction.fee, trade_id: instruction.trade_id,
-        status: "failed", chain_time: None,
+    let row = TxRow {
+        session_id: &session_id,
+        kind,
+        amount,
+        fee: instruction.fee,
+        trade_id: instruction.trade_id,
+        status: "failed",
+        chain_time: None,
         metadata: json!({"signer": instruction.signer.to_string(), "error_code": failure.custom_code}),
-        error: Some(message) };
+        error: Some(message),
+    };
     upsert_transaction(db, tx, ordinal, row).await
 }

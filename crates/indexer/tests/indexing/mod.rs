@@ -8,8 +8,8 @@ use ephemeral_vault::sdk;
 use ephemeral_vault_testkit::*;
 use solana_signer::Signer;
 use sqlx::PgPool;
-use vault_indexer::decode::decode_all;
 use vault_indexer::chain_tx::ChainTx;
+use vault_indexer::decode::decode_all;
 
 pub const SOL: u64 = LAMPORTS_PER_SOL;
 
@@ -120,7 +120,10 @@ pub async fn dump(pool: &PgPool) -> Vec<String> {
     let mut rows = vec![];
     for query in queries {
         let table: Vec<(Option<String>,)> = sqlx::query_as(query).fetch_all(pool).await.expect(query);
-        rows.push(format!("-- {}", query.split_whitespace().find(|w| w.ends_with("_sessions") || w.contains('_')).unwrap_or("")));
+        rows.push(format!(
+            "-- {}",
+            query.split_whitespace().find(|w| w.ends_with("_sessions") || w.contains('_')).unwrap_or("")
+        ));
         rows.extend(table.into_iter().map(|(r,)| r.unwrap_or_default()));
     }
     rows

@@ -4,9 +4,8 @@
 
 use anchor_lang::prelude::Pubkey;
 use yellowstone_grpc_proto::prelude::{
-    CompiledInstruction, InnerInstruction, InnerInstructions, Message, MessageHeader,
-    SubscribeUpdateTransaction, SubscribeUpdateTransactionInfo, Transaction, TransactionError,
-    TransactionStatusMeta,
+    CompiledInstruction, InnerInstruction, InnerInstructions, Message, MessageHeader, SubscribeUpdateTransaction,
+    SubscribeUpdateTransactionInfo, Transaction, TransactionError, TransactionStatusMeta,
 };
 
 use crate::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
@@ -43,11 +42,7 @@ pub fn chain_tx_from_update(
     let mut account_keys = Vec::with_capacity(
         message.account_keys.len() + meta.loaded_writable_addresses.len() + meta.loaded_readonly_addresses.len(),
     );
-    for key in message
-        .account_keys
-        .iter()
-        .chain(&meta.loaded_writable_addresses)
-        .chain(&meta.loaded_readonly_addresses)
+    for key in message.account_keys.iter().chain(&meta.loaded_writable_addresses).chain(&meta.loaded_readonly_addresses)
     {
         account_keys.push(pubkey(key, "account key")?);
     }
@@ -89,11 +84,7 @@ pub fn chain_tx_from_update(
         }
     };
 
-    let signature = transaction
-        .signatures
-        .first()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&info.signature);
+    let signature = transaction.signatures.first().filter(|s| !s.is_empty()).unwrap_or(&info.signature);
     Ok(ChainTx {
         signature: bs58::encode(signature).into_string(),
         slot: update.slot,
