@@ -4,6 +4,7 @@
 //!   vault-indexer stream --source grpc --grpc-endpoint http://127.0.0.1:10000
 //!   vault-indexer stream --source rpc --rpc-url http://127.0.0.1:8899
 //!   vault-indexer backfill --rpc-url http://127.0.0.1:8899 [--before SIGNATURE]
+//!   vault-indexer reprocess [--rpc-url http://127.0.0.1:8899]
 //!
 //! Settings come from flags, then environment variables (VAULT_*), then a TOML file
 //! (`--config`, see crates/indexer/vault-indexer.example.toml), then defaults.
@@ -23,6 +24,7 @@ use vault_indexer::metrics::IndexerMetrics;
 use vault_indexer::pipeline::{self, PipelineConfig};
 use vault_indexer::sources::rpc::{RpcConfig, RpcSource};
 use vault_indexer::sources::yellowstone::{YellowstoneConfig, YellowstoneSource};
+use vault_indexer::sources::SourceItem;
 
 #[derive(Parser)]
 #[command(name = "vault-indexer", about = "Indexes the Ephemeral Vault program into PostgreSQL")]
@@ -116,6 +118,9 @@ enum Command {
         #[arg(long)]
         from_slot: Option<u64>,
     },
+    /// Reads again what was recorded in indexer_skipped (run after upgrading the indexer): from
+    /// the stored raw answer, else fetched again over --rpc-url. Each row is applied once.
+    Reprocess,
 }
 
 /// Every setting, after layering; the file's shape.
@@ -139,10 +144,7 @@ async fn main() -> anyhow::Result<()> {
     vault_cli::logging::init("info");
     let cli = Cli::parse();
     let file: Settings = vault_cli::settings::layered(&cli.flags, cli.config.as_deref())?;
-    let database_url = file
-        .database_url
-        .clone()
-        .context("no database: pass --database-url or set DATABASE_URL")?;
+    let database_url = file.database_url.clone().context("no database: pass --database-url or set DATABASE_URL")?;
     let pool = vault_db::connect(&database_url).await.context("connecting to PostgreSQL")?;
     vault_db::migrate(&pool).await.context("applying migrations")?;
     let ingest = Ingest::new(file.alerts.clone());
@@ -176,7 +178,9 @@ async fn main() -> anyhow::Result<()> {
                             let source = YellowstoneSource::with_gap_filler(config, filler);
                             pipeline::run(pool, ingest, source, metrics, pipeline_config).await
                         }
-                        None => pipeline::run(pool, ingest, YellowstoneSource::new(config), metrics, pipeline_config).await,
+                        None => {
+                            pipeline::run(pool, ingest, YellowstoneSource::new(config), metrics, pipeline_config).await
+                        }
                     }
                 }
                 SourceKind::Rpc => {
@@ -195,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
                 .signatures_between(cursor.as_ref().and_then(|c| c.signature.as_deref()), before, from_slot)
                 .await?;
             eprintln!("backfilling {} transactions", signatures.len());
-            let (sender, mut receiver) = tokio::sync::mpsc::channel(1_024);
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<SourceItem>(1_024);
             let total = signatures.len();
             let fetch = async move {
                 // The sender moves in and drops at the end, which ends the writer below.
@@ -208,22 +212,42 @@ async fn main() -> anyhow::Result<()> {
                     .await
             };
             let write = async {
-                let mut batch = vec![];
+                let (mut batch, mut unreadable) = (vec![], vec![]);
                 let mut written = 0usize;
-                while let Some(tx) = receiver.recv().await {
-                    batch.push(DecodedTx::new(tx));
-                    if batch.len() >= 256 {
-                        ingest.write_batch(&pool, "backfill", &batch, None).await?;
+                while let Some(item) = receiver.recv().await {
+                    match item {
+                        SourceItem::Tx(tx) => batch.push(DecodedTx::new(tx)),
+                        SourceItem::Unreadable(u) => unreadable.push(u),
+                    }
+                    if batch.len() + unreadable.len() >= 256 {
+                        ingest.write_batch_with_unreadable(&pool, "backfill", &batch, &unreadable, None).await?;
                         written += batch.len();
                         batch.clear();
+                        unreadable.clear();
                     }
                 }
-                ingest.write_batch(&pool, "backfill", &batch, None).await?;
+                ingest.write_batch_with_unreadable(&pool, "backfill", &batch, &unreadable, None).await?;
                 anyhow::Ok(written + batch.len())
             };
             let (fetched, written) = tokio::join!(fetch, write);
             fetched?;
             eprintln!("\nbackfill wrote {} transactions", written?);
+            Ok(())
+        }
+        Command::Reprocess => {
+            let commitment: Commitment = file.commitment.unwrap_or(CommitmentArg::Confirmed).into();
+            let rpc = file.rpc_url.clone().map(|url| RpcSource::new(RpcConfig::new(url, commitment)));
+            let report = vault_indexer::reprocess::reprocess(&pool, &ingest, rpc.as_ref(), commitment).await?;
+            println!(
+                "reprocessed: {} written, {} parked, {} ignored; {} still unreadable",
+                report.written,
+                report.parked,
+                report.ignored,
+                report.still_unreadable.len()
+            );
+            for (signature, why) in &report.still_unreadable {
+                println!("  {signature}: {why}");
+            }
             Ok(())
         }
     }

@@ -1,8 +1,9 @@
 //! Prometheus metrics of the indexer, served as text on an HTTP port.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 pub struct IndexerMetrics {
@@ -17,24 +18,60 @@ pub struct IndexerMetrics {
     pub current_slot: AtomicU64,
     /// Newest slot received from the source.
     pub source_slot: AtomicU64,
+    /// Transactions recorded in indexer_skipped, by reason (`undecodable` for the decoder's,
+    /// the source's [`UnreadableReason`](crate::sources::UnreadableReason) words otherwise).
+    skipped_by_reason: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl IndexerMetrics {
+    /// Counts `n` transactions recorded in indexer_skipped for `reason`.
+    pub fn count_skipped(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            *self.skipped_by_reason.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_default() += n;
+        }
+    }
+
+    /// How many were recorded in indexer_skipped for `reason`.
+    pub fn skipped(&self, reason: &str) -> u64 {
+        self.skipped_by_reason.lock().unwrap_or_else(|e| e.into_inner()).get(reason).copied().unwrap_or(0)
+    }
+
     pub fn render(&self) -> String {
         let current = self.current_slot.load(Relaxed);
         let source = self.source_slot.load(Relaxed);
         let counters = [
             ("vault_indexer_transactions_seen_total", "Transactions received from the source", &self.transactions_seen),
-            ("vault_indexer_transactions_written_total", "Transactions whose rows were committed", &self.transactions_written),
-            ("vault_indexer_transactions_skipped_total", "Transactions naming the program that could not be decoded", &self.transactions_skipped),
-            ("vault_indexer_transactions_parked_total", "Transactions waiting for their session to be indexed", &self.transactions_parked),
-            ("vault_indexer_transactions_ignored_total", "Transactions without a vault action", &self.transactions_ignored),
+            (
+                "vault_indexer_transactions_written_total",
+                "Transactions whose rows were committed",
+                &self.transactions_written,
+            ),
+            (
+                "vault_indexer_transactions_skipped_total",
+                "Transactions naming the program that could not be decoded",
+                &self.transactions_skipped,
+            ),
+            (
+                "vault_indexer_transactions_parked_total",
+                "Transactions waiting for their session to be indexed",
+                &self.transactions_parked,
+            ),
+            (
+                "vault_indexer_transactions_ignored_total",
+                "Transactions without a vault action",
+                &self.transactions_ignored,
+            ),
             ("vault_indexer_batches_total", "Batches committed", &self.batches_committed),
             ("vault_indexer_write_errors_total", "Batch writes that failed and were retried", &self.write_errors),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
             out += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Relaxed));
+        }
+        let name = "vault_indexer_skipped_total";
+        out += &format!("# HELP {name} Transactions recorded in indexer_skipped, by reason\n# TYPE {name} counter\n");
+        for (reason, n) in self.skipped_by_reason.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            out += &format!("{name}{{reason=\"{reason}\"}} {n}\n");
         }
         for (name, help, value) in [
             ("vault_indexer_current_slot", "Newest slot whose rows are committed", current),

@@ -13,13 +13,12 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use crate::chain_tx::ChainTx;
 use crate::decode::DecodedTx;
 use crate::ingest::{load_cursor, Ingest};
 use crate::metrics::IndexerMetrics;
 use vault_chain::Backoff;
 
-use crate::sources::{Cursor, TransactionSource};
+use crate::sources::{Cursor, SourceItem, TransactionSource, Unreadable};
 
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -30,11 +29,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self {
-            batch_size: 256,
-            batch_timeout: Duration::from_millis(50),
-            channel_capacity: 4_096,
-        }
+        Self { batch_size: 256, batch_timeout: Duration::from_millis(50), channel_capacity: 4_096 }
     }
 }
 
@@ -61,32 +56,43 @@ async fn write_loop(
     pool: PgPool,
     ingest: Ingest,
     source: &'static str,
-    mut receiver: mpsc::Receiver<ChainTx>,
+    mut receiver: mpsc::Receiver<SourceItem>,
     metrics: Arc<IndexerMetrics>,
     config: PipelineConfig,
 ) -> anyhow::Result<()> {
     let mut batch: Vec<DecodedTx> = Vec::with_capacity(config.batch_size);
+    let mut unreadable: Vec<Unreadable> = vec![];
     loop {
         let Some(first) = receiver.recv().await else { return Ok(()) };
-        batch.push(DecodedTx::new(first));
+        let mut items = vec![first];
         let deadline = tokio::time::Instant::now() + config.batch_timeout;
-        while batch.len() < config.batch_size {
+        while items.len() < config.batch_size {
             match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(tx)) => batch.push(DecodedTx::new(tx)),
+                Ok(Some(item)) => items.push(item),
                 Ok(None) | Err(_) => break,
             }
         }
-        for DecodedTx { tx, .. } in &batch {
+        // The newest item in chain order is where the cursor goes; an unreadable one counts,
+        // its indexer_skipped row says what became of it.
+        let newest = items
+            .iter()
+            .map(|item| match item {
+                SourceItem::Tx(tx) => (tx.slot, tx.index_in_block, &tx.signature),
+                SourceItem::Unreadable(u) => (u.slot, None, &u.signature),
+            })
+            .max_by_key(|(slot, index, _)| (*slot, *index))
+            .map(|(slot, _, signature)| Cursor { slot, signature: Some(signature.clone()) });
+        for item in items {
             metrics.transactions_seen.fetch_add(1, Relaxed);
-            metrics.source_slot.fetch_max(tx.slot, Relaxed);
+            metrics.source_slot.fetch_max(item.slot(), Relaxed);
+            match item {
+                SourceItem::Tx(tx) => batch.push(DecodedTx::new(tx)),
+                SourceItem::Unreadable(u) => unreadable.push(u),
+            }
         }
-        let newest = batch.iter().map(|d| &d.tx).max_by_key(|tx| (tx.slot, tx.index_in_block)).map(|tx| Cursor {
-            slot: tx.slot,
-            signature: Some(tx.signature.clone()),
-        });
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let report = loop {
-            match ingest.write_batch(&pool, source, &batch, newest.as_ref()).await {
+            match ingest.write_batch_with_unreadable(&pool, source, &batch, &unreadable, newest.as_ref()).await {
                 Ok(report) => break report,
                 Err(e) => {
                     metrics.write_errors.fetch_add(1, Relaxed);
@@ -99,11 +105,16 @@ async fn write_loop(
         metrics.batches_committed.fetch_add(1, Relaxed);
         metrics.transactions_written.fetch_add((report.written + report.unparked) as u64, Relaxed);
         metrics.transactions_skipped.fetch_add(report.skipped as u64, Relaxed);
+        metrics.count_skipped("undecodable", report.skipped as u64);
+        for u in &unreadable {
+            metrics.count_skipped(u.reason.as_str(), 1);
+        }
         metrics.transactions_parked.fetch_add(report.parked as u64, Relaxed);
         metrics.transactions_ignored.fetch_add(report.ignored as u64, Relaxed);
         if let Some(cursor) = &newest {
             metrics.current_slot.fetch_max(cursor.slot, Relaxed);
         }
         batch.clear();
+        unreadable.clear();
     }
 }

@@ -33,18 +33,18 @@ use solana_transaction_error::TransactionError;
 use solana_transaction_status_client_types::UiTransactionEncoding;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use vault_indexer::decode::decode_all;
-use vault_indexer::chain_tx::{ChainTx, Commitment};
 use vault_devkit::geyser_replay::GeyserReplay;
+use vault_devkit::scenario::{self, RpcScenarioChain, ScenarioOptions};
+use vault_devkit::summary::Summary;
+use vault_indexer::chain_tx::{ChainTx, Commitment};
+use vault_indexer::decode::decode_all;
 use vault_indexer::ingest::{load_cursor, Ingest};
 use vault_indexer::metrics::IndexerMetrics;
 use vault_indexer::pipeline::{self, PipelineConfig};
-use vault_devkit::scenario::{self, RpcScenarioChain, ScenarioOptions};
 use vault_indexer::sources::rpc::{chain_tx_from_rpc, RpcConfig, RpcSource};
 use vault_indexer::sources::yellowstone::convert::{chain_tx_from_update, update_from_chain_tx};
 use vault_indexer::sources::yellowstone::{GapFiller, YellowstoneConfig, YellowstoneSource};
-use vault_indexer::sources::{Cursor, TransactionSource};
-use vault_devkit::summary::Summary;
+use vault_indexer::sources::{Cursor, SourceItem, TransactionSource};
 use yellowstone_grpc_proto::prelude::SubscribeUpdateTransaction;
 
 /// Transactions written directly before the indexer starts (its stored cursor is the last one).
@@ -65,7 +65,7 @@ struct RecordingFiller {
 }
 
 impl GapFiller for RecordingFiller {
-    async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
+    async fn fill(&mut self, from: &Cursor, to_slot: u64, out: &mpsc::Sender<SourceItem>) -> anyhow::Result<()> {
         self.calls.lock().unwrap().push((from.clone(), to_slot));
         self.rpc.fill(from, to_slot, out).await
     }
@@ -173,9 +173,10 @@ async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc(
 
     // 1. Realistic program transactions over many slots.
     let options = ScenarioOptions { short_session_secs: 20, ..ScenarioOptions::default() };
-    let implied = scenario::run(&RpcScenarioChain::new(&url), &admin, &options, &|line| eprintln!("  scenario: {line}"))
-        .await
-        .expect("scenario");
+    let implied =
+        scenario::run(&RpcScenarioChain::new(&url), &admin, &options, &|line| eprintln!("  scenario: {line}"))
+            .await
+            .expect("scenario");
     eprintln!("[{:>6.1?}] scenario done", t0.elapsed());
 
     // 2. Every program transaction, oldest first, and the rows a direct write of them gives.
@@ -254,7 +255,10 @@ async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc(
     let stream = TestDb::new().await;
     let control = TestDb::new().await;
     for db in [&stream, &control] {
-        Ingest::default().write_batch(&db.pool, SOURCE, &decode_all(&txs[..PREFIX]), Some(&cursor)).await.expect("prefix");
+        Ingest::default()
+            .write_batch(&db.pool, SOURCE, &decode_all(&txs[..PREFIX]), Some(&cursor))
+            .await
+            .expect("prefix");
         assert_eq!(load_cursor(&db.pool, SOURCE).await.unwrap(), Some(cursor.clone()));
     }
     let prefix_rows = dump(&stream.pool).await;
@@ -264,7 +268,13 @@ async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc(
     let window_slots = txs.last().unwrap().slot - window_start;
     let server = GeyserReplay::new(window_slots).with_ping_interval(Duration::from_millis(500));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, _) = server.clone().serve("127.0.0.1:0".parse().unwrap(), async { let _ = stopped.await; }).await.expect("serve");
+    let (addr, _) = server
+        .clone()
+        .serve("127.0.0.1:0".parse().unwrap(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
     let endpoint = format!("http://{addr}");
     let (early, live) = slots.split_at(slots.len() - LIVE_SLOTS);
     for slot in early {
@@ -279,11 +289,8 @@ async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc(
     // skip the gap silently), so the rows below can only come from RPC.
     let mut patient = yellowstone_config(&endpoint);
     (patient.backoff_base, patient.backoff_cap) = (Duration::from_millis(300), Duration::from_secs(1));
-    alongside(
-        indexer(&control.pool, YellowstoneSource::new(patient)),
-        tokio::time::sleep(Duration::from_secs(3)),
-    )
-    .await;
+    alongside(indexer(&control.pool, YellowstoneSource::new(patient)), tokio::time::sleep(Duration::from_secs(3)))
+        .await;
     assert_same_rows(&dump(&control.pool).await, &prefix_rows, "no gap filler: nothing after the cursor");
     assert_eq!(load_cursor(&control.pool, SOURCE).await.unwrap(), Some(cursor.clone()));
     assert_eq!(server.subscriptions(), 0, "no subscription without the gap filled first");

@@ -14,11 +14,10 @@ pub use rows::{session_of_vault, session_uuid};
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::alerts::AlertRules;
 use crate::alerts;
+use crate::alerts::AlertRules;
 use crate::decode::{action_vault, DecodedTx, VaultAction};
-use crate::sources::Cursor;
-
+use crate::sources::{Cursor, Unreadable};
 
 /// What happened to one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,8 +61,25 @@ impl Ingest {
         txs: &[DecodedTx],
         cursor: Option<&Cursor>,
     ) -> Result<BatchReport, sqlx::Error> {
+        self.write_batch_with_unreadable(pool, source, txs, &[], cursor).await
+    }
+
+    /// Writes `txs`, records `unreadable` in indexer_skipped and moves `source`'s cursor to
+    /// `cursor`, atomically: the cursor never passes a transaction without a row saying what
+    /// became of it.
+    pub async fn write_batch_with_unreadable(
+        &self,
+        pool: &PgPool,
+        source: &str,
+        txs: &[DecodedTx],
+        unreadable: &[Unreadable],
+        cursor: Option<&Cursor>,
+    ) -> Result<BatchReport, sqlx::Error> {
         let mut db = pool.begin().await?;
         let mut report = BatchReport::default();
+        for item in unreadable {
+            parking::record_unreadable(&mut db, item).await?;
+        }
         for tx in txs {
             match self.apply(&mut db, tx).await? {
                 TxOutcome::Written { .. } => report.written += 1,
@@ -103,7 +119,8 @@ impl Ingest {
                 _ => None,
             })
             .collect();
-        let mut touched: Vec<_> = decoded.actions.iter().filter_map(action_vault).filter(|v| !created.contains(v)).collect();
+        let mut touched: Vec<_> =
+            decoded.actions.iter().filter_map(action_vault).filter(|v| !created.contains(v)).collect();
         touched.sort();
         touched.dedup();
         for vault in &touched {
@@ -126,7 +143,7 @@ impl Ingest {
     }
 
     /// Applies parked transactions whose session now exists, oldest first.
-    async fn apply_unparked(&self, db: &mut PgConnection) -> Result<usize, sqlx::Error> {
+    pub(crate) async fn apply_unparked(&self, db: &mut PgConnection) -> Result<usize, sqlx::Error> {
         let mut applied = 0;
         loop {
             let ready = parking::ready(db).await?;

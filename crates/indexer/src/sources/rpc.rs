@@ -2,6 +2,13 @@
 //! validator, and the backfill every source uses to close gaps: page `getSignaturesForAddress`
 //! back from the newest signature to the stored cursor, fetch the transactions concurrently,
 //! and hand them over oldest first.
+//!
+//! A transaction the node will not send in a form this build reads (a version newer than
+//! [`MAX_SUPPORTED_TRANSACTION_VERSION`], a runtime error variant newer than the client crates,
+//! bytes that do not parse) is asked for again a bounded number of times
+//! ([`RpcConfig::fetch_attempts`]) and then handed over as [`Unreadable`], with the node's raw
+//! answer, so the writer records it in `indexer_skipped` and the cursor moves on. Only a node
+//! that cannot answer at all (transport errors, "not available yet" codes) fails the poll.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -12,11 +19,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
-use solana_rpc_client_api::config::RpcTransactionConfig;
+use solana_rpc_client_api::client_error::ErrorKind as ClientErrorKind;
+use solana_rpc_client_api::custom_error as codes;
+use solana_rpc_client_api::request::{RpcError, RpcRequest};
 use solana_signature::Signature;
 use solana_transaction_status_client_types::{
     option_serializer::OptionSerializer, EncodedConfirmedTransactionWithStatusMeta, TransactionConfirmationStatus,
-    UiInstruction, UiTransactionEncoding,
+    UiInstruction, UiTransactionError,
 };
 use tokio::sync::mpsc;
 
@@ -24,7 +33,25 @@ use crate::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
 use crate::sources::yellowstone::GapFiller;
 use vault_chain::Backoff;
 
-use crate::sources::{Cursor, TransactionSource};
+use crate::sources::{Cursor, RawFormat, SourceItem, TransactionSource, Unreadable, UnreadableReason};
+
+/// The newest transaction version the client crates decode: solana-message 4.6 knows legacy,
+/// v0 and v1 messages (`VersionedMessage::V1`), so `getTransaction` asks for up to v1. A node
+/// holding a newer one answers -32015, and that transaction is recorded as unreadable.
+pub const MAX_SUPPORTED_TRANSACTION_VERSION: u8 = 1;
+
+/// JSON-RPC errors that say the node cannot answer *now* (unhealthy, not caught up, storage
+/// unreachable): the poll fails and is retried, nothing is skipped.
+const TRANSIENT_CODES: [i64; 8] = [
+    codes::JSON_RPC_SERVER_ERROR_BLOCK_NOT_AVAILABLE,
+    codes::JSON_RPC_SERVER_ERROR_NODE_UNHEALTHY,
+    codes::JSON_RPC_SERVER_ERROR_NO_SNAPSHOT,
+    codes::JSON_RPC_SERVER_ERROR_TRANSACTION_HISTORY_NOT_AVAILABLE,
+    codes::JSON_RPC_SERVER_ERROR_BLOCK_STATUS_NOT_AVAILABLE_YET,
+    codes::JSON_RPC_SERVER_ERROR_MIN_CONTEXT_SLOT_NOT_REACHED,
+    codes::JSON_RPC_SERVER_ERROR_LONG_TERM_STORAGE_UNREACHABLE,
+    -32603, // internal error
+];
 
 /// One page of `getSignaturesForAddress` (the RPC maximum).
 const PAGE: usize = 1_000;
@@ -37,6 +64,8 @@ pub struct RpcConfig {
     pub poll_interval: Duration,
     /// Transactions fetched at once.
     pub concurrency: usize,
+    /// How often one transaction is asked for before an unreadable answer is final.
+    pub fetch_attempts: u32,
 }
 
 impl RpcConfig {
@@ -47,6 +76,7 @@ impl RpcConfig {
             program: ephemeral_vault::ID,
             poll_interval: Duration::from_millis(400),
             concurrency: 8,
+            fetch_attempts: 3,
         }
     }
 }
@@ -76,7 +106,8 @@ fn commitment_config(commitment: Commitment) -> CommitmentConfig {
 
 impl RpcSource {
     pub fn new(config: RpcConfig) -> Self {
-        let client = vault_chain::rpc::client(&config.url, Duration::from_secs(30), commitment_config(config.commitment));
+        let client =
+            vault_chain::rpc::client(&config.url, Duration::from_secs(30), commitment_config(config.commitment));
         Self { config, client: Arc::new(client) }
     }
 
@@ -126,35 +157,105 @@ impl RpcSource {
         Ok(newest_first)
     }
 
+    /// One transaction, readable: an unreadable answer is an error here (the tests and the
+    /// backfill's callers that need the transaction itself use this).
     pub async fn fetch(&self, signature: &Signature) -> anyhow::Result<ChainTx> {
-        let encoded = self
-            .client
-            .get_transaction_with_config(
-                signature,
-                RpcTransactionConfig {
-                    encoding: Some(UiTransactionEncoding::Base64),
-                    commitment: Some(commitment_config(self.config.commitment)),
-                    max_supported_transaction_version: Some(0),
-                },
-            )
-            .await?;
-        chain_tx_from_rpc(&encoded, self.config.commitment)
+        match self.get_transaction(signature, 0).await? {
+            SourceItem::Tx(tx) => Ok(tx),
+            SourceItem::Unreadable(u) => {
+                anyhow::bail!("{signature} is unreadable ({}): {}", u.reason.as_str(), u.detail)
+            }
+        }
     }
 
-    /// Fetches one listed transaction, finalized when the listing said so.
-    async fn fetch_listed(&self, listed: &ProgramSignature) -> anyhow::Result<ChainTx> {
-        let mut tx = self.fetch(&listed.signature).await?;
-        if listed.finalized {
-            tx.commitment = Commitment::Finalized;
+    /// One transaction by signature, readable or not (the slot of an unreadable one is the
+    /// one its answer carries, else 0): for `reprocess`.
+    pub async fn fetch_item(&self, signature: &Signature) -> anyhow::Result<SourceItem> {
+        self.get_transaction(signature, 0).await
+    }
+
+    /// `getTransaction` once, keeping the node's raw answer: a readable transaction, or an
+    /// [`Unreadable`] holding what the node sent. Err only when the node could not answer.
+    async fn get_transaction(&self, signature: &Signature, slot: u64) -> anyhow::Result<SourceItem> {
+        let commitment = match self.config.commitment {
+            Commitment::Confirmed => "confirmed",
+            Commitment::Finalized => "finalized",
+        };
+        let params = serde_json::json!([
+            signature.to_string(),
+            { "encoding": "base64", "commitment": commitment, "maxSupportedTransactionVersion": MAX_SUPPORTED_TRANSACTION_VERSION },
+        ]);
+        let unreadable = |reason, detail: String, raw| {
+            SourceItem::Unreadable(Unreadable {
+                signature: signature.to_string(),
+                slot,
+                reason,
+                detail,
+                format: RawFormat::RpcJson,
+                raw,
+            })
+        };
+        let result = match self.client.send::<serde_json::Value>(RpcRequest::GetTransaction, params).await {
+            Ok(result) => result,
+            Err(e) => match e.kind() {
+                ClientErrorKind::RpcError(RpcError::RpcResponseError { code, message, .. })
+                    if !TRANSIENT_CODES.contains(code) =>
+                {
+                    let reason = if *code == codes::JSON_RPC_SERVER_ERROR_UNSUPPORTED_TRANSACTION_VERSION {
+                        UnreadableReason::UnsupportedVersion
+                    } else {
+                        UnreadableReason::RpcError
+                    };
+                    let raw = serde_json::json!({ "error": { "code": code, "message": message } });
+                    return Ok(unreadable(reason, format!("getTransaction error {code}: {message}"), raw));
+                }
+                _ => return Err(anyhow::Error::new(e).context(format!("getTransaction {signature}"))),
+            },
+        };
+        if result.is_null() {
+            // Listed but not served yet (another node behind a load balancer): ask again later.
+            anyhow::bail!("getTransaction {signature}: not found at {commitment}");
         }
-        Ok(tx)
+        let raw = serde_json::json!({ "result": result });
+        Ok(match read_get_transaction(&raw, self.config.commitment) {
+            Ok(tx) => SourceItem::Tx(tx),
+            Err((reason, detail)) => unreadable(reason, detail, raw),
+        })
+    }
+
+    /// Fetches one listed transaction, finalized when the listing said so; an unreadable answer
+    /// is asked for again up to `fetch_attempts` times, then handed over as unreadable.
+    async fn fetch_listed(&self, listed: &ProgramSignature) -> anyhow::Result<SourceItem> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.get_transaction(&listed.signature, listed.slot).await? {
+                SourceItem::Tx(mut tx) => {
+                    if listed.finalized {
+                        tx.commitment = Commitment::Finalized;
+                    }
+                    return Ok(SourceItem::Tx(tx));
+                }
+                SourceItem::Unreadable(mut u) if attempt >= self.config.fetch_attempts.max(1) => {
+                    u.slot = listed.slot;
+                    tracing::error!(signature = %u.signature, slot = u.slot, reason = u.reason.as_str(), detail = %u.detail,
+                        attempts = attempt, "transaction unreadable: recorded in indexer_skipped and streamed past");
+                    return Ok(SourceItem::Unreadable(u));
+                }
+                SourceItem::Unreadable(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Fetches `signatures` concurrently and sends them to `out` in the given order.
     pub async fn fetch_in_order(
         &self,
         signatures: &[ProgramSignature],
-        out: &mpsc::Sender<ChainTx>,
+        out: &mpsc::Sender<SourceItem>,
         progress: impl Fn(usize),
     ) -> anyhow::Result<usize> {
         // Each fetch owns what it needs (the source is an Arc'd client and its settings), so the
@@ -188,7 +289,7 @@ impl TransactionSource for RpcSource {
         }
     }
 
-    async fn stream(&mut self, resume: Option<Cursor>, out: mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
+    async fn stream(&mut self, resume: Option<Cursor>, out: mpsc::Sender<SourceItem>) -> anyhow::Result<()> {
         let mut newest = resume.and_then(|c| c.signature);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut ticker = tokio::time::interval(self.config.poll_interval);
@@ -224,7 +325,7 @@ impl GapFiller for RpcSource {
         &mut self,
         from: &Cursor,
         to_slot: u64,
-        out: &mpsc::Sender<ChainTx>,
+        out: &mpsc::Sender<SourceItem>,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
         let (source, from, out) = (self.clone(), from.clone(), out.clone());
         async move {
@@ -237,6 +338,34 @@ impl GapFiller for RpcSource {
     }
 }
 
+/// Reads a stored or fresh `getTransaction` answer (`{"result": ...}` or `{"error": ...}`, as
+/// [`Unreadable::raw`] holds it): the transaction, or why it cannot be read.
+pub fn read_get_transaction(
+    raw: &serde_json::Value,
+    commitment: Commitment,
+) -> Result<ChainTx, (UnreadableReason, String)> {
+    if let Some(error) = raw.get("error") {
+        let code = error.get("code").and_then(|c| c.as_i64());
+        let reason = if code == Some(codes::JSON_RPC_SERVER_ERROR_UNSUPPORTED_TRANSACTION_VERSION) {
+            UnreadableReason::UnsupportedVersion
+        } else {
+            UnreadableReason::RpcError
+        };
+        return Err((reason, format!("getTransaction error: {error}")));
+    }
+    let result = raw.get("result").cloned().unwrap_or_default();
+    let encoded: EncodedConfirmedTransactionWithStatusMeta = serde_json::from_value(result.clone()).map_err(|e| {
+        // The status error is the part that grows with every runtime release: name it.
+        let err = &result["meta"]["err"];
+        let unknown_error = !err.is_null() && serde_json::from_value::<UiTransactionError>(err.clone()).is_err();
+        match unknown_error {
+            true => (UnreadableReason::UnknownError, format!("status error {err} unknown to this build: {e}")),
+            false => (UnreadableReason::Malformed, format!("not a getTransaction answer: {e}")),
+        }
+    })?;
+    chain_tx_from_rpc(&encoded, commitment).map_err(|e| (UnreadableReason::Malformed, e.to_string()))
+}
+
 /// Decodes `getTransaction` (base64 encoding) into a [`ChainTx`].
 pub fn chain_tx_from_rpc(
     encoded: &EncodedConfirmedTransactionWithStatusMeta,
@@ -247,11 +376,7 @@ pub fn chain_tx_from_rpc(
         .transaction
         .decode()
         .ok_or_else(|| anyhow::anyhow!("transaction is not in a binary encoding"))?;
-    let meta = encoded
-        .transaction
-        .meta
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("transaction without status meta"))?;
+    let meta = encoded.transaction.meta.as_ref().ok_or_else(|| anyhow::anyhow!("transaction without status meta"))?;
     let message = &transaction.message;
     let mut account_keys: Vec<Pubkey> = message.static_account_keys().to_vec();
     if let OptionSerializer::Some(loaded) = &meta.loaded_addresses {

@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use yellowstone_grpc_client::GeyserGrpcClient;
 use yellowstone_grpc_proto::prelude::{
     subscribe_update::UpdateOneof, CommitmentLevel, SubscribeRequest, SubscribeRequestFilterBlocksMeta,
-    SubscribeRequestFilterTransactions, SubscribeRequestPing,
+    SubscribeRequestFilterTransactions, SubscribeRequestPing, SubscribeUpdateTransaction,
 };
 
 use crate::chain_tx::{ChainTx, Commitment};
 use vault_chain::Backoff;
 
-use crate::sources::{Cursor, TransactionSource};
+use crate::sources::{Cursor, RawFormat, SourceItem, TransactionSource, Unreadable, UnreadableReason};
 
 /// Fills `[from, to)` slots from another source (RPC) when the gRPC server cannot replay them.
 /// The future is `Send`, so a pipeline with a gap filler can run on a spawned task.
@@ -33,7 +33,7 @@ pub trait GapFiller {
         &mut self,
         from: &Cursor,
         to_slot: u64,
-        out: &mpsc::Sender<ChainTx>,
+        out: &mpsc::Sender<SourceItem>,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
@@ -42,8 +42,11 @@ pub trait GapFiller {
 pub struct NoGapFiller;
 
 impl GapFiller for NoGapFiller {
-    async fn fill(&mut self, from: &Cursor, to_slot: u64, _: &mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
-        anyhow::bail!("slots {}..{to_slot} are older than the gRPC server can replay and no RPC backfill is configured", from.slot)
+    async fn fill(&mut self, from: &Cursor, to_slot: u64, _: &mpsc::Sender<SourceItem>) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "slots {}..{to_slot} are older than the gRPC server can replay and no RPC backfill is configured",
+            from.slot
+        )
     }
 }
 
@@ -128,7 +131,11 @@ impl<G: GapFiller> YellowstoneSource<G> {
     }
 
     /// One subscription, until the stream ends or fails. Returns Ok when `out` closed.
-    async fn subscribe_once(&mut self, resume: Option<&Cursor>, out: &mpsc::Sender<ChainTx>) -> anyhow::Result<bool> {
+    async fn subscribe_once(
+        &mut self,
+        resume: Option<&Cursor>,
+        out: &mpsc::Sender<SourceItem>,
+    ) -> anyhow::Result<bool> {
         let mut client = self.connect().await?;
         let mut from_slot = match resume {
             Some(cursor) => Some(cursor.slot.saturating_sub(self.config.replay_margin_slots)),
@@ -141,7 +148,11 @@ impl<G: GapFiller> YellowstoneSource<G> {
                     // Committed history ends before what the server still has: the slots in
                     // between must come from somewhere else, or they would be lost silently.
                     Some(cursor) => {
-                        tracing::warn!(from = cursor.slot, to = first, "gap older than the gRPC replay window: filling it first");
+                        tracing::warn!(
+                            from = cursor.slot,
+                            to = first,
+                            "gap older than the gRPC replay window: filling it first"
+                        );
                         self.gap_filler.fill(cursor, first, out).await?;
                     }
                     // Only the safety margin (or a fresh start's wish) is older than the
@@ -161,10 +172,22 @@ impl<G: GapFiller> YellowstoneSource<G> {
                 Some(UpdateOneof::Transaction(tx_update)) => {
                     match convert::chain_tx_from_update(&tx_update, self.config.commitment) {
                         Ok(tx) => blocks.transaction(tx),
-                        Err(e) => {
-                            tracing::warn!(slot = tx_update.slot, error = %e, "undecodable transaction update skipped");
-                            vec![]
-                        }
+                        Err(e) => match unreadable_update(&tx_update, &e) {
+                            // Recorded in indexer_skipped with the update's bytes, then streamed past.
+                            Some(unreadable) => {
+                                tracing::error!(signature = %unreadable.signature, slot = unreadable.slot,
+                                    reason = unreadable.reason.as_str(), error = %e,
+                                    "transaction update unreadable: recorded in indexer_skipped and streamed past");
+                                if out.send(unreadable.into()).await.is_err() {
+                                    return Ok(true);
+                                }
+                                vec![]
+                            }
+                            None => {
+                                tracing::error!(slot = tx_update.slot, error = %e, "transaction update without a signature dropped");
+                                vec![]
+                            }
+                        },
                     }
                 }
                 Some(UpdateOneof::BlockMeta(meta)) => blocks.block(meta.slot, meta.block_time.map(|t| t.timestamp)),
@@ -180,7 +203,7 @@ impl<G: GapFiller> YellowstoneSource<G> {
             };
             for tx in ready {
                 let cursor = Cursor { slot: tx.slot, signature: Some(tx.signature.clone()) };
-                if out.send(tx).await.is_err() {
+                if out.send(tx.into()).await.is_err() {
                     return Ok(true);
                 }
                 // Resume no later than the oldest transaction still waiting for its block time.
@@ -192,6 +215,32 @@ impl<G: GapFiller> YellowstoneSource<G> {
         }
         anyhow::bail!("stream ended by the server")
     }
+}
+
+/// An update that does not convert, as a row for `indexer_skipped`: its protobuf bytes (what
+/// `vault-indexer reprocess` reads again) and why. `None` when it carries no signature at all.
+pub fn unreadable_update(update: &SubscribeUpdateTransaction, error: &convert::ConvertError) -> Option<Unreadable> {
+    use yellowstone_grpc_proto::prost::Message as _;
+    let info = update.transaction.as_ref()?;
+    let signature = info
+        .transaction
+        .as_ref()
+        .and_then(|t| t.signatures.first())
+        .filter(|s| s.len() == 64)
+        .or(Some(&info.signature).filter(|s| s.len() == 64))?;
+    let reason = match error {
+        convert::ConvertError::Bad { what: "transaction error", .. } => UnreadableReason::UnknownError,
+        _ => UnreadableReason::Malformed,
+    };
+    use base64::Engine;
+    Some(Unreadable {
+        signature: bs58::encode(signature).into_string(),
+        slot: update.slot,
+        reason,
+        detail: error.to_string(),
+        format: RawFormat::GrpcProtobuf,
+        raw: serde_json::json!({ "protobuf": base64::engine::general_purpose::STANDARD.encode(update.encode_to_vec()) }),
+    })
 }
 
 /// Holds transactions until their block's time is known (Yellowstone sends it in the block's
@@ -252,7 +301,7 @@ impl<G: GapFiller> TransactionSource for YellowstoneSource<G> {
         }
     }
 
-    async fn stream(&mut self, resume: Option<Cursor>, out: mpsc::Sender<ChainTx>) -> anyhow::Result<()> {
+    async fn stream(&mut self, resume: Option<Cursor>, out: mpsc::Sender<SourceItem>) -> anyhow::Result<()> {
         let mut backoff = Backoff::new(self.config.backoff_base, self.config.backoff_cap);
         self.last_seen = resume;
         loop {
