@@ -32,7 +32,7 @@ build_validator() {
   ensure_rustup
   if ! rustup run "$AGAVE_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
     log "installing Rust $AGAVE_TOOLCHAIN for the validator build"
-    rustup toolchain install "$AGAVE_TOOLCHAIN" --profile minimal
+    rustup toolchain install "$AGAVE_TOOLCHAIN" --profile minimal >&2
   fi
   local free_gb
   # A fresh machine has no ~/.cache yet: make the cache first so df has something to measure.
@@ -47,12 +47,19 @@ build_validator() {
   # Run outside the checkout so its rust-toolchain.toml does not apply.
   (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$AGAVE_TARGET" nice -n 10 \
     cargo "+$AGAVE_TOOLCHAIN" install agave-validator --version "$AGAVE_VERSION" --locked \
-      --bin solana-test-validator --root "$AGAVE_ROOT")
+      --bin solana-test-validator --root "$AGAVE_ROOT") >&2
   rm -rf "$AGAVE_TARGET"
   log "solana-test-validator installed in $AGAVE_ROOT/bin"
 }
 
+# One build at a time per machine: a second caller waits for the first, then finds its binary.
 ensure_validator() {
-  find_validator >/dev/null || build_validator
+  if ! find_validator >/dev/null; then
+    mkdir -p "$TOOLS_CACHE"
+    (
+      flock 9
+      find_validator >/dev/null || build_validator
+    ) 9>"$TOOLS_CACHE/.agave-build.lock"
+  fi
   find_validator
 }
