@@ -84,6 +84,10 @@ struct Flags {
     #[arg(long, env = "VAULT_RPC_URL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     rpc_url: Option<String>,
+    /// An archive node that fills gaps --rpc-url cannot list (its ledger starts above the cursor).
+    #[arg(long, env = "VAULT_FALLBACK_RPC_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_rpc_url: Option<String>,
     /// confirmed (fresh rows) or finalized (promotions); default confirmed.
     #[arg(long, value_enum, env = "VAULT_COMMITMENT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,11 +136,26 @@ struct Settings {
     grpc_endpoint: Option<String>,
     grpc_x_token: Option<String>,
     rpc_url: Option<String>,
+    fallback_rpc_url: Option<String>,
     commitment: Option<CommitmentArg>,
     start_slot: Option<u64>,
     metrics_addr: Option<SocketAddr>,
     batch_size: Option<usize>,
     alerts: AlertRules,
+}
+
+/// The RPC source (or gap filler), with the fallback for gaps when one is configured.
+fn rpc_source(
+    url: String,
+    fallback: Option<String>,
+    commitment: Commitment,
+    metrics: &Arc<IndexerMetrics>,
+) -> RpcSource {
+    let mut source = RpcSource::new(RpcConfig::new(url, commitment));
+    if let Some(fallback) = fallback {
+        source = source.with_fallback(RpcSource::new(RpcConfig::new(fallback, commitment)));
+    }
+    source.with_metrics(metrics.clone())
 }
 
 #[tokio::main]
@@ -174,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
                     config.start_slot = file.start_slot;
                     match rpc_url {
                         Some(url) => {
-                            let filler = RpcSource::new(RpcConfig::new(url, commitment));
+                            let filler = rpc_source(url, file.fallback_rpc_url.clone(), commitment, &metrics);
                             let source = YellowstoneSource::with_gap_filler(config, filler);
                             pipeline::run(pool, ingest, source, metrics, pipeline_config).await
                         }
@@ -185,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 SourceKind::Rpc => {
                     let url = rpc_url.context("--rpc-url is required for --source rpc")?;
-                    let source = RpcSource::new(RpcConfig::new(url, commitment));
+                    let source = rpc_source(url, file.fallback_rpc_url.clone(), commitment, &metrics);
                     pipeline::run(pool, ingest, source, metrics, pipeline_config).await
                 }
             }

@@ -18,6 +18,8 @@ pub struct IndexerMetrics {
     pub current_slot: AtomicU64,
     /// Newest slot received from the source.
     pub source_slot: AtomicU64,
+    /// Gaps found: a node whose ledger starts above the cursor.
+    pub gaps_detected: AtomicU64,
     /// Transactions recorded in indexer_skipped, by reason (`undecodable` for the decoder's,
     /// the source's [`UnreadableReason`](crate::sources::UnreadableReason) words otherwise).
     skipped_by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -63,6 +65,11 @@ impl IndexerMetrics {
             ),
             ("vault_indexer_batches_total", "Batches committed", &self.batches_committed),
             ("vault_indexer_write_errors_total", "Batch writes that failed and were retried", &self.write_errors),
+            (
+                "vault_indexer_gaps_total",
+                "Gaps found: an RPC node whose ledger starts above the cursor",
+                &self.gaps_detected,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {

@@ -30,6 +30,7 @@ use solana_transaction_status_client_types::{
 use tokio::sync::mpsc;
 
 use crate::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
+use crate::metrics::IndexerMetrics;
 use crate::sources::yellowstone::GapFiller;
 use vault_chain::Backoff;
 
@@ -55,6 +56,40 @@ const TRANSIENT_CODES: [i64; 8] = [
 
 /// One page of `getSignaturesForAddress` (the RPC maximum).
 const PAGE: usize = 1_000;
+
+/// Where a listing stops: the stored cursor's signature (exclusive) or, below it, its slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListingStop {
+    pub signature: Option<Signature>,
+    /// Entries in slots below this one are never listed (0: down to the first transaction).
+    pub slot: u64,
+}
+
+impl ListingStop {
+    pub fn after(cursor: Option<&Cursor>) -> anyhow::Result<Self> {
+        Ok(match cursor {
+            None => Self::default(),
+            Some(c) => Self { signature: c.signature.as_deref().map(Signature::from_str).transpose()?, slot: c.slot },
+        })
+    }
+
+    fn reached_by(&self, listed: &ProgramSignature) -> bool {
+        Some(listed.signature) == self.signature || listed.slot < self.slot
+    }
+}
+
+/// Why a listing did not reach its stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    /// The node's history starts above the stop: it cannot list the slots in between.
+    #[error("gap: the node's oldest available slot is {first_available}, above the cursor's slot {from_slot}")]
+    Gap { from_slot: u64, first_available: u64 },
+    /// The answer ended before the stop although the node has more.
+    #[error("listing stopped short: {0}")]
+    StoppedShort(String),
+    #[error(transparent)]
+    Rpc(#[from] anyhow::Error),
+}
 
 #[derive(Clone, Debug)]
 pub struct RpcConfig {
@@ -95,6 +130,9 @@ pub struct ProgramSignature {
 pub struct RpcSource {
     config: RpcConfig,
     client: Arc<RpcClient>,
+    /// Where a gap this node cannot list is filled from (an archive node).
+    fallback: Option<Box<RpcSource>>,
+    metrics: Option<Arc<IndexerMetrics>>,
 }
 
 fn commitment_config(commitment: Commitment) -> CommitmentConfig {
@@ -108,50 +146,153 @@ impl RpcSource {
     pub fn new(config: RpcConfig) -> Self {
         let client =
             vault_chain::rpc::client(&config.url, Duration::from_secs(30), commitment_config(config.commitment));
-        Self { config, client: Arc::new(client) }
+        Self { config, client: Arc::new(client), fallback: None, metrics: None }
+    }
+
+    /// Fills gaps this node cannot list (its ledger starts above the cursor) from `fallback`.
+    pub fn with_fallback(mut self, fallback: RpcSource) -> Self {
+        self.fallback = Some(Box::new(fallback));
+        self
+    }
+
+    /// Counts detected gaps in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<IndexerMetrics>) -> Self {
+        if let Some(fallback) = self.fallback.take() {
+            self.fallback = Some(Box::new(fallback.with_metrics(metrics.clone())));
+        }
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The signatures newer than `stop` (see [`RpcSource::list`]), and the node to fetch them
+    /// from: this one, or the fallback when this one has a gap. A gap is never skipped: without a
+    /// fallback it is an error, logged and counted, and the poll is retried.
+    pub async fn list_or_fallback(&self, stop: &ListingStop) -> anyhow::Result<(RpcSource, Vec<ProgramSignature>)> {
+        match self.list(stop, None).await {
+            Ok(listed) => Ok((self.clone(), listed)),
+            Err(ListingError::Gap { from_slot, first_available }) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.gaps_detected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let Some(fallback) = self.fallback.as_deref() else {
+                    tracing::error!(url = %self.config.url, from_slot, first_available,
+                        "gap: the node's ledger starts above the cursor and no fallback RPC is configured");
+                    anyhow::bail!("gap from slot {from_slot} to {first_available}: no fallback RPC configured");
+                };
+                tracing::error!(url = %self.config.url, from_slot, first_available, fallback = %fallback.config.url,
+                    "gap: the node's ledger starts above the cursor; listing and fetching from the fallback RPC");
+                let listed = fallback.list(stop, None).await?;
+                Ok((fallback.clone(), listed))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every signature of the program after `until` (exclusive) and before `before` (exclusive,
-    /// `None` = newest), oldest first. `min_slot` stops paging once older slots are reached.
+    /// `None` = newest), oldest first, not below `min_slot`. See [`RpcSource::list`].
     pub async fn signatures_between(
         &self,
         until: Option<&str>,
         before: Option<Signature>,
         min_slot: Option<u64>,
     ) -> anyhow::Result<Vec<ProgramSignature>> {
-        let until = until.map(Signature::from_str).transpose()?;
-        let mut before = before;
-        let mut newest_first = vec![];
-        loop {
-            let page = self
-                .client
-                .get_signatures_for_address_with_config(
-                    &self.config.program,
-                    GetConfirmedSignaturesForAddress2Config {
-                        before,
-                        until,
-                        limit: Some(PAGE),
-                        commitment: Some(commitment_config(self.config.commitment)),
-                    },
-                )
-                .await?;
-            let full = page.len() == PAGE;
-            let mut reached_min = false;
-            for status in &page {
-                if min_slot.is_some_and(|min| status.slot < min) {
-                    reached_min = true;
-                    break;
-                }
-                newest_first.push(ProgramSignature {
+        let stop = ListingStop { signature: until.map(Signature::from_str).transpose()?, slot: min_slot.unwrap_or(0) };
+        Ok(self.list(&stop, before).await?)
+    }
+
+    /// One page of `getSignaturesForAddress`, newest first.
+    async fn page(
+        &self,
+        before: Option<Signature>,
+        until: Option<Signature>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<ProgramSignature>> {
+        let page = self
+            .client
+            .get_signatures_for_address_with_config(
+                &self.config.program,
+                GetConfirmedSignaturesForAddress2Config {
+                    before,
+                    until,
+                    limit: Some(limit),
+                    commitment: Some(commitment_config(self.config.commitment)),
+                },
+            )
+            .await?;
+        page.iter()
+            .map(|status| {
+                Ok(ProgramSignature {
                     signature: Signature::from_str(&status.signature)?,
                     slot: status.slot,
                     finalized: matches!(status.confirmation_status, Some(TransactionConfirmationStatus::Finalized)),
-                });
+                })
+            })
+            .collect()
+    }
+
+    /// Every signature of the program newer than `stop`, below `before` (`None`: the newest),
+    /// oldest first.
+    ///
+    /// A page shorter than the limit is not the end: nodes and providers cut pages mid-range (a
+    /// long-term store timing out, a provider's cap), so paging goes on until the listing
+    /// reaches `stop` - its signature, or a slot below its slot. A node that ignores `until`
+    /// (it does not know the signature) is bounded the same way: by the stop's slot, never the
+    /// whole history. An empty page before that is checked with one probe of a single entry
+    /// without `until`: if the node has older entries the answer stopped short (an error, the
+    /// poll is retried); if it has none and its oldest available slot is above the stop's slot,
+    /// that is a [`ListingError::Gap`]: the node cannot list what is missing.
+    pub async fn list(
+        &self,
+        stop: &ListingStop,
+        before: Option<Signature>,
+    ) -> Result<Vec<ProgramSignature>, ListingError> {
+        let mut before = before;
+        let mut newest_first: Vec<ProgramSignature> = vec![];
+        loop {
+            let page = self.page(before, stop.signature, PAGE).await?;
+            let mut reached = false;
+            for listed in &page {
+                if stop.reached_by(listed) {
+                    reached = true;
+                    break;
+                }
+                newest_first.push(listed.clone());
             }
-            if !full || reached_min {
+            if reached {
                 break;
             }
-            before = newest_first.last().map(|s| s.signature);
+            if page.is_empty() {
+                if stop.signature.is_some() {
+                    // With `until` honoured the listing ends empty right above the stop; one
+                    // entry below, without `until`, says whether that is where it ended.
+                    match self.page(before, None, 1).await?.first() {
+                        Some(next) if stop.reached_by(next) => break,
+                        Some(next) => {
+                            return Err(ListingError::StoppedShort(format!(
+                                "getSignaturesForAddress answered nothing below {before:?} although {} (slot {}) is there, \
+                                 above the cursor at slot {}",
+                                next.signature, next.slot, stop.slot
+                            )))
+                        }
+                        None => {}
+                    }
+                } else if stop.slot == 0 {
+                    break; // the program's first transaction
+                }
+                // The node has nothing older, and the stop is not reached.
+                let first_available = self.client.get_first_available_block().await.map_err(anyhow::Error::from)?;
+                if first_available > stop.slot {
+                    return Err(ListingError::Gap { from_slot: stop.slot, first_available });
+                }
+                if stop.signature.is_some() {
+                    return Err(ListingError::StoppedShort(format!(
+                        "the listing ends before the cursor (slot {}) although the node has slots from {first_available}",
+                        stop.slot
+                    )));
+                }
+                break;
+            }
+            before = newest_first.last().map(|s| s.signature).or(before);
         }
         newest_first.reverse();
         Ok(newest_first)
@@ -290,7 +431,7 @@ impl TransactionSource for RpcSource {
     }
 
     async fn stream(&mut self, resume: Option<Cursor>, out: mpsc::Sender<SourceItem>) -> anyhow::Result<()> {
-        let mut newest = resume.and_then(|c| c.signature);
+        let mut newest = resume;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut ticker = tokio::time::interval(self.config.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -300,9 +441,9 @@ impl TransactionSource for RpcSource {
                 return Ok(());
             }
             let poll = async {
-                let signatures = self.signatures_between(newest.as_deref(), None, None).await?;
-                self.fetch_in_order(&signatures, &out, |_| {}).await?;
-                anyhow::Ok(signatures.last().map(|s| s.signature.to_string()))
+                let (node, signatures) = self.list_or_fallback(&ListingStop::after(newest.as_ref())?).await?;
+                node.fetch_in_order(&signatures, &out, |_| {}).await?;
+                anyhow::Ok(signatures.last().map(|s| Cursor { slot: s.slot, signature: Some(s.signature.to_string()) }))
             };
             match poll.await {
                 Ok(Some(latest)) => {
@@ -329,10 +470,10 @@ impl GapFiller for RpcSource {
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send {
         let (source, from, out) = (self.clone(), from.clone(), out.clone());
         async move {
-            let signatures = source.signatures_between(from.signature.as_deref(), None, Some(from.slot)).await?;
+            let (node, signatures) = source.list_or_fallback(&ListingStop::after(Some(&from))?).await?;
             let in_gap: Vec<_> = signatures.into_iter().filter(|s| s.slot < to_slot).collect();
             tracing::info!(count = in_gap.len(), from = from.slot, to = to_slot, "backfilling gap from RPC");
-            source.fetch_in_order(&in_gap, &out, |_| {}).await?;
+            node.fetch_in_order(&in_gap, &out, |_| {}).await?;
             Ok(())
         }
     }
