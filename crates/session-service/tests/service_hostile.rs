@@ -159,6 +159,18 @@ async fn odd_spellings_methods_and_content_types() {
     }
     let r = h.client.post(&admin, "/v1/admin/alerts/5/resolve", &json!({})).await.unwrap();
     assert_eq!((r.status, r.code()), (404, Some("not_found")));
+    // The resolve body is optional, as documented.
+    let r = h.client.send(&admin, "POST", "/v1/admin/alerts/5/resolve", None).await.unwrap();
+    assert_eq!((r.status, r.code()), (404, Some("not_found")));
+
+    // A string the wallet pattern admits but that is no 32-byte key: refused as any other wallet.
+    let not_a_key = "z".repeat(44);
+    let r = h.client.get(&parent, &format!("/v1/parents/{not_a_key}/sessions")).await.unwrap();
+    assert_eq!((r.status, r.code()), (403, Some("forbidden")));
+    let mut b = s2.body(&parent, false);
+    b["parent_wallet"] = json!(not_a_key);
+    let r = h.client.post(&parent, "/v1/sessions", &b).await.unwrap();
+    assert_eq!((r.status, r.code()), (403, Some("forbidden")));
 
     // Another method on a known route: 405 with the JSON error; an unknown route: 404.
     let r = h.client.send(&parent, "DELETE", "/v1/sessions", None).await.unwrap();
