@@ -8,8 +8,9 @@
 #   scripts/test-service-fuzz.sh
 #
 # Environment:
-#   DATABASE_URL           use this database (otherwise scripts/postgres.sh starts the local server
-#                          and the run gets its own database on it, vault_service_fuzz)
+#   DATABASE_URL           use this database; unset, or naming the local dev database, the local
+#                          server is started (scripts/postgres.sh) and the run gets a database of
+#                          its own on it, vault_service_fuzz
 #   SERVICE_FUZZ_EXAMPLES  examples per operation and pass (default 40)
 #   SERVICE_FUZZ_SEED      the generation seed (default 20261129, so a run is repeatable)
 #
@@ -48,8 +49,11 @@ ensure_schemathesis
 mkdir -p "$WORK"
 rm -f "$WORK"/count-* "$WORK"/report-*
 
-if [ -z "${DATABASE_URL:-}" ]; then
-  DATABASE_URL="$(VAULT_PG_DATABASE=vault_service_fuzz "$REPO_ROOT/scripts/postgres.sh" start | sed -n 's/^DATABASE_URL=//p')"
+# On the project's own server (DATABASE_URL unset, or naming its dev database, as scripts/test.sh
+# exports it) the run gets a database of its own; any other DATABASE_URL is used as it is.
+if [ -z "${DATABASE_URL:-}" ] || [ "$DATABASE_URL" = "$("$REPO_ROOT/scripts/postgres.sh" url)" ]; then
+  DATABASE_URL="$(env -u DATABASE_URL VAULT_PG_DATABASE=vault_service_fuzz "$REPO_ROOT/scripts/postgres.sh" start |
+    sed -n 's/^DATABASE_URL=//p')"
 else
   "$REPO_ROOT/scripts/postgres.sh" start >/dev/null
 fi
