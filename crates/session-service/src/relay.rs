@@ -9,7 +9,8 @@
 //! migrations/0010); the indexer confirms it later through its own upsert on the same key. A
 //! transaction the chain refused outright is marked `failed` (service_fail_relay), since it
 //! never lands and the indexer would never settle it. The request's audit row is written in that
-//! same transaction, so a relayed transaction is never recorded without its audit row.
+//! same transaction. (The chain is not part of it: when the audit row cannot be written after the
+//! transaction was sent, the row for the indexer is still committed and the request fails.)
 //!
 //! The rules (the request's shape, the session's state and expiry, the approved amount, the
 //! per-trade cap, the blocking alert rules) are here and fail with a [`RelayError`]; the API
@@ -368,8 +369,22 @@ pub async fn execute(
     };
     audit.meta("signature", json!(signature));
     let (status, error) = edge(&outcome);
-    audit.write_in(&mut tx, status, error).await?;
+    // The audit row under a savepoint: the transaction has been sent and may land whatever
+    // happens here, so its pending (or failed) row is committed even if the audit row cannot
+    // be, and then the request fails.
+    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+    let audited = match audit.write_in(&mut savepoint, status, error).await {
+        Ok(()) => {
+            savepoint.commit().await?;
+            Ok(())
+        }
+        Err(e) => {
+            savepoint.rollback().await?;
+            Err(RelayError::Internal(format!("audit append failed after sending {signature}: {e}")))
+        }
+    };
     tx.commit().await?;
+    audited?;
     audit.mark_written();
     outcome
 }

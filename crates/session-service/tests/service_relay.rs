@@ -353,3 +353,28 @@ async fn blocking_rules_refuse_when_configured() {
     assert_eq!(tx_rows(&h, &s.session_id).await.len(), 1);
     assert_eq!(world.lock().unwrap().lamports(&dest.parse().unwrap()), SOL / 10);
 }
+
+#[tokio::test]
+async fn a_sent_trade_whose_audit_fails_keeps_its_pending_row_and_fails_the_request() {
+    let mut config = test_config();
+    quiet_alerts(&mut config);
+    let (h, world) = relay_harness(config).await;
+    let parent = random_key();
+    let s = open_session(&h, &world, &parent, 10 * SOL, SOL, 5 * SOL, None).await;
+    let dest = Keypair::new().pubkey();
+    sqlx::query("ALTER TABLE audit_log ADD CONSTRAINT test_refuses CHECK (action <> 'service.relay.trade') NOT VALID")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    // A raw client: 500 is not a documented answer.
+    let raw = vault_devkit::service_client::Client::new(h.base.clone());
+    let amount = SOL / 10;
+    let body = json!({"action": "trade", "trade_id": "1", "amount": amount.to_string(), "fee": "0",
+                      "destination": dest.to_string()});
+    let r = raw.post(&parent, &format!("/v1/sessions/{}/relay", s.session_id), &body).await.unwrap();
+    assert_eq!((r.status, r.code()), (500, Some("internal")), "{:?}", r.body);
+    // The trade was sent and landed: its row for the indexer is kept.
+    assert_eq!(world.lock().unwrap().lamports(&dest), amount);
+    let rows = tx_rows(&h, &s.session_id).await;
+    assert_eq!(rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect::<Vec<_>>(), vec![("trade", "pending")]);
+}
