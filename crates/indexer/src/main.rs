@@ -80,6 +80,11 @@ struct Flags {
     #[arg(long, env = "VAULT_GRPC_X_TOKEN", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     grpc_x_token: Option<String>,
+    /// Seconds without any message on the gRPC stream (pings included) before resubscribing
+    /// (default 30).
+    #[arg(long, env = "VAULT_GRPC_SILENCE_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_silence_timeout_secs: Option<u64>,
     /// JSON-RPC URL: the source for `--source rpc` and backfill, the gap filler for `--source grpc`.
     #[arg(long, env = "VAULT_RPC_URL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +140,7 @@ struct Settings {
     source: Option<SourceKind>,
     grpc_endpoint: Option<String>,
     grpc_x_token: Option<String>,
+    grpc_silence_timeout_secs: Option<u64>,
     rpc_url: Option<String>,
     fallback_rpc_url: Option<String>,
     commitment: Option<CommitmentArg>,
@@ -185,6 +191,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let commitment: Commitment = file.commitment.unwrap_or(CommitmentArg::Confirmed).into();
             let rpc_url = file.rpc_url.clone();
+            if let Some(url) = &rpc_url {
+                // The chain's tip, read independently of the source: a stalled source shows as lag.
+                let tip = RpcSource::new(RpcConfig::new(url.clone(), commitment));
+                tokio::spawn(tip.follow_tip(metrics.clone(), std::time::Duration::from_secs(2)));
+            }
             match file.source.context("choose a source: --source grpc|rpc")? {
                 SourceKind::Grpc => {
                     let endpoint = file.grpc_endpoint.clone().context("--grpc-endpoint is required")?;

@@ -18,6 +18,10 @@ pub struct IndexerMetrics {
     pub current_slot: AtomicU64,
     /// Newest slot received from the source.
     pub source_slot: AtomicU64,
+    /// Times the gRPC stream carried nothing for the silence timeout and was resubscribed.
+    pub stream_stalls: AtomicU64,
+    /// The chain's tip, read independently of the stream (getSlot on the RPC node).
+    pub chain_tip_slot: AtomicU64,
     /// Gaps found: a node whose ledger starts above the cursor.
     pub gaps_detected: AtomicU64,
     /// Transactions recorded in indexer_skipped, by reason (`undecodable` for the decoder's,
@@ -41,6 +45,7 @@ impl IndexerMetrics {
     pub fn render(&self) -> String {
         let current = self.current_slot.load(Relaxed);
         let source = self.source_slot.load(Relaxed);
+        let tip = self.chain_tip_slot.load(Relaxed);
         let counters = [
             ("vault_indexer_transactions_seen_total", "Transactions received from the source", &self.transactions_seen),
             (
@@ -66,6 +71,11 @@ impl IndexerMetrics {
             ("vault_indexer_batches_total", "Batches committed", &self.batches_committed),
             ("vault_indexer_write_errors_total", "Batch writes that failed and were retried", &self.write_errors),
             (
+                "vault_indexer_stream_stalls_total",
+                "gRPC streams that carried nothing for the silence timeout and were resubscribed",
+                &self.stream_stalls,
+            ),
+            (
                 "vault_indexer_gaps_total",
                 "Gaps found: an RPC node whose ledger starts above the cursor",
                 &self.gaps_detected,
@@ -83,7 +93,12 @@ impl IndexerMetrics {
         for (name, help, value) in [
             ("vault_indexer_current_slot", "Newest slot whose rows are committed", current),
             ("vault_indexer_source_slot", "Newest slot received from the source", source),
-            ("vault_indexer_lag_slots", "Slots received but not yet committed", source.saturating_sub(current)),
+            ("vault_indexer_chain_tip_slot", "The chain's tip, read independently of the source (0: unknown)", tip),
+            (
+                "vault_indexer_lag_slots",
+                "Slots between the chain's tip (or the newest slot received, if newer) and the newest committed",
+                source.max(tip).saturating_sub(current),
+            ),
         ] {
             out += &format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
         }

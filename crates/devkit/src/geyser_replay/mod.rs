@@ -5,7 +5,9 @@
 //! the local chain bridge publishes what a validator confirmed. Clients - the real
 //! `yellowstone-grpc-client` - subscribe with the ordinary protocol: transaction filters,
 //! `from_slot` replay within a bounded window, server pings, `SubscribeReplayInfo`.
-//! `disconnect_all` cuts every stream, so reconnects can be exercised.
+//! `disconnect_all` cuts every stream, so reconnects can be exercised; `silence_open_streams`
+//! keeps them open but sends nothing more on them, not even pings (a stalled server or load
+//! balancer); `without_replay` serves no `SubscribeReplayInfo` and refuses `from_slot`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -53,6 +55,9 @@ pub struct GeyserReplay {
     generation: watch::Sender<u64>,
     ping_every: Duration,
     subscriptions: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped by `silence_open_streams`: streams opened before go silent.
+    silence_epoch: Arc<std::sync::atomic::AtomicU64>,
+    replay: bool,
 }
 
 impl GeyserReplay {
@@ -66,7 +71,22 @@ impl GeyserReplay {
             generation,
             ping_every: Duration::from_secs(10),
             subscriptions: Arc::default(),
+            silence_epoch: Arc::default(),
+            replay: true,
         }
+    }
+
+    /// A server with replay disabled: `SubscribeReplayInfo` is unimplemented and a subscription
+    /// with `from_slot` is refused.
+    pub fn without_replay(mut self) -> Self {
+        self.replay = false;
+        self
+    }
+
+    /// Every open stream stays open but sends nothing more, not even pings; new subscriptions
+    /// are served normally.
+    pub fn silence_open_streams(&self) {
+        self.silence_epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many subscriptions clients have opened (reconnects included).
@@ -212,6 +232,9 @@ impl Geyser for GeyserReplay {
         let mut live = self.live.subscribe();
         let replay: Vec<Stored> = match first.from_slot {
             None => vec![],
+            Some(_) if !self.replay => {
+                return Err(Status::invalid_argument("from_slot is not supported: replay is disabled"))
+            }
             Some(from) => {
                 let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(first_available) = feed.stored.front().map(Stored::slot).filter(|first| *first > from) {
@@ -224,6 +247,9 @@ impl Geyser for GeyserReplay {
         };
         let mut generation = self.generation.subscribe();
         let ping_every = self.ping_every;
+        let (silence_epoch, opened_at) =
+            (self.silence_epoch.clone(), self.silence_epoch.load(std::sync::atomic::Ordering::Relaxed));
+        let silenced = move || silence_epoch.load(std::sync::atomic::Ordering::Relaxed) != opened_at;
         let (tx, rx) = mpsc::channel::<Result<SubscribeUpdate, Status>>(1_024);
         tokio::spawn(async move {
             // Updates both replayed and then received live are sent once.
@@ -249,6 +275,7 @@ impl Geyser for GeyserReplay {
                         return;
                     }
                     _ = ping.tick() => {
+                        if silenced() { continue; }
                         let message = SubscribeUpdate {
                             filters: vec![],
                             created_at: None,
@@ -274,7 +301,7 @@ impl Geyser for GeyserReplay {
                     },
                     update = live.recv() => match update {
                         Ok(update) => {
-                            if seen.remove(&key(&update)) { continue; }
+                            if seen.remove(&key(&update)) || silenced() { continue; }
                             if let Some(message) = filters.message(update) {
                                 if tx.send(Ok(message)).await.is_err() { return; }
                             }
@@ -311,6 +338,9 @@ impl Geyser for GeyserReplay {
         &self,
         _: Request<SubscribeReplayInfoRequest>,
     ) -> Result<Response<SubscribeReplayInfoResponse>, Status> {
+        if !self.replay {
+            return unimplemented("SubscribeReplayInfo");
+        }
         Ok(Response::new(SubscribeReplayInfoResponse { first_available: self.first_available() }))
     }
 

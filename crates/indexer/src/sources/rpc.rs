@@ -420,6 +420,21 @@ impl RpcSource {
     pub async fn current_slot(&self) -> anyhow::Result<u64> {
         Ok(self.client.get_slot().await?)
     }
+
+    /// Reads the chain's tip (`getSlot`) every `every` into `metrics.chain_tip_slot`, so the
+    /// lag metric grows when a source stalls, whatever the source says. Runs until dropped.
+    pub async fn follow_tip(self, metrics: Arc<IndexerMetrics>, every: Duration) {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            match self.current_slot().await {
+                Ok(slot) => {
+                    metrics.chain_tip_slot.fetch_max(slot, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "getSlot failed"),
+            }
+        }
+    }
 }
 
 impl TransactionSource for RpcSource {

@@ -6,10 +6,18 @@
 //! silently loses what happened while disconnected, so the cursor is always passed; a ping reply
 //! carries the whole subscription (a bare ping would replace the filters); retries back off
 //! with jitter; updates are sent with `send().await`, never `try_send`.
+//!
+//! A stream that stays open and sends nothing (a stalled server or a load balancer in front of
+//! it) is noticed twice over: HTTP/2 keepalive pings on the channel catch a dead connection,
+//! and a watchdog catches a live connection that carries nothing - no message of any kind
+//! (server pings included) for [`YellowstoneConfig::silence_timeout`] means resubscribe from
+//! the cursor. A server without replay (`SubscribeReplayInfo` unimplemented) is subscribed
+//! live, and the slots between the cursor and the first streamed one come from the gap filler.
 
 pub mod convert;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anchor_lang::prelude::Pubkey;
@@ -22,6 +30,7 @@ use yellowstone_grpc_proto::prelude::{
 };
 
 use crate::chain_tx::{ChainTx, Commitment};
+use crate::metrics::IndexerMetrics;
 use vault_chain::Backoff;
 
 use crate::sources::{Cursor, RawFormat, SourceItem, TransactionSource, Unreadable, UnreadableReason};
@@ -64,6 +73,12 @@ pub struct YellowstoneConfig {
     /// Slots replayed before the committed cursor: slots can complete slightly out of order,
     /// and replaying is free (writes are idempotent) while missing one is not.
     pub replay_margin_slots: u64,
+    /// No message of any kind for this long (about two of the server's ping intervals) means
+    /// the stream is stalled: resubscribe from the cursor.
+    pub silence_timeout: Duration,
+    /// HTTP/2 keepalive pings on the channel, and how long to wait for their answer.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
 }
 
 impl YellowstoneConfig {
@@ -78,6 +93,9 @@ impl YellowstoneConfig {
             backoff_cap: Duration::from_secs(30),
             start_slot: None,
             replay_margin_slots: 32,
+            silence_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -88,6 +106,7 @@ pub struct YellowstoneSource<G: GapFiller = NoGapFiller> {
     /// Newest slot handed to the writer; where a reconnect resumes when nothing is committed.
     last_seen: Option<Cursor>,
     pub reconnects: u64,
+    metrics: Option<Arc<IndexerMetrics>>,
 }
 
 impl YellowstoneSource<NoGapFiller> {
@@ -98,7 +117,13 @@ impl YellowstoneSource<NoGapFiller> {
 
 impl<G: GapFiller> YellowstoneSource<G> {
     pub fn with_gap_filler(config: YellowstoneConfig, gap_filler: G) -> Self {
-        Self { config, gap_filler, last_seen: None, reconnects: 0 }
+        Self { config, gap_filler, last_seen: None, reconnects: 0, metrics: None }
+    }
+
+    /// Counts stalls (the watchdog's resubscriptions) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<IndexerMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn request(&self, from_slot: Option<u64>) -> SubscribeRequest {
@@ -125,6 +150,9 @@ impl<G: GapFiller> YellowstoneSource<G> {
         Ok(GeyserGrpcClient::build_from_shared(self.config.endpoint.clone())?
             .x_token(self.config.x_token.clone())?
             .connect_timeout(self.config.connect_timeout)
+            .http2_keep_alive_interval(self.config.keepalive_interval)
+            .keep_alive_timeout(self.config.keepalive_timeout)
+            .keep_alive_while_idle(true)
             .max_decoding_message_size(64 * 1024 * 1024)
             .connect()
             .await?)
@@ -141,8 +169,22 @@ impl<G: GapFiller> YellowstoneSource<G> {
             Some(cursor) => Some(cursor.slot.saturating_sub(self.config.replay_margin_slots)),
             None => self.config.start_slot,
         };
+        // Without replay on the server, what lies between the cursor and the first streamed
+        // slot is filled from the gap filler once that slot is known.
+        let mut fill_from: Option<Cursor> = None;
         if let Some(from) = from_slot {
-            let first_available = client.subscribe_replay_info().await?.first_available;
+            let first_available = match client.subscribe_replay_info().await {
+                Ok(info) => info.first_available,
+                Err(yellowstone_grpc_client::GeyserGrpcClientError::TonicStatus(status))
+                    if status.code() == tonic::Code::Unimplemented =>
+                {
+                    tracing::warn!("the gRPC server has no replay: subscribing live, the gap comes from RPC");
+                    fill_from = Some(resume.cloned().unwrap_or(Cursor { slot: from, signature: None }));
+                    from_slot = None;
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Some(first) = first_available.filter(|first| *first > from) {
                 match resume.filter(|cursor| cursor.slot < first) {
                     // Committed history ends before what the server still has: the slots in
@@ -166,8 +208,31 @@ impl<G: GapFiller> YellowstoneSource<G> {
         let (mut sink, mut stream) = client.subscribe_with_request(Some(request.clone())).await?;
         tracing::info!(endpoint = %self.config.endpoint, ?from_slot, "subscribed");
         let mut blocks = BlockTimes::default();
-        while let Some(message) = stream.next().await {
-            let update = message?;
+        loop {
+            let update = match tokio::time::timeout(self.config.silence_timeout, stream.next()).await {
+                Ok(Some(message)) => message?,
+                Ok(None) => anyhow::bail!("stream ended by the server"),
+                Err(_) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.stream_stalls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tracing::error!(silence = ?self.config.silence_timeout, endpoint = %self.config.endpoint,
+                        "no message on the gRPC stream, not even a ping: resubscribing from the cursor");
+                    anyhow::bail!("stream silent for {:?}", self.config.silence_timeout);
+                }
+            };
+            let streamed_slot = match &update.update_oneof {
+                Some(UpdateOneof::Transaction(tx)) => Some(tx.slot),
+                Some(UpdateOneof::BlockMeta(meta)) => Some(meta.slot),
+                _ => None,
+            };
+            if let (Some(slot), Some(cursor)) = (streamed_slot, fill_from.as_ref()) {
+                // The first streamed slot is known: fill up to it (inclusive; the stream may have
+                // started mid-slot, and what it repeats is absorbed by the idempotent writes).
+                tracing::info!(from = cursor.slot, to = slot, "filling the slots before the live stream from RPC");
+                self.gap_filler.fill(cursor, slot + 1, out).await?;
+                fill_from = None;
+            }
             let ready = match update.update_oneof {
                 Some(UpdateOneof::Transaction(tx_update)) => {
                     match convert::chain_tx_from_update(&tx_update, self.config.commitment) {
@@ -213,7 +278,6 @@ impl<G: GapFiller> YellowstoneSource<G> {
                 });
             }
         }
-        anyhow::bail!("stream ended by the server")
     }
 }
 
