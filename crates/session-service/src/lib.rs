@@ -10,9 +10,12 @@
 //!
 //! Every request is signed by the wallet whose data it touches ([`auth`]); every action, allowed
 //! or refused, is appended to the audit log ([`audit`]), both done by the layer every route runs
-//! behind ([`guard`]); session creation and relayed actions
-//! are rate limited ([`ratelimit`]); suspicious use raises security alerts ([`alerts`]). The
-//! API is described in `crates/session-service/openapi/session-service.json`, served at `/openapi.json`.
+//! behind ([`guard`]); session creation and relayed actions are rate limited ([`ratelimit`]);
+//! suspicious use raises security alerts ([`alerts`]). The API is described in
+//! `crates/session-service/openapi/session-service.json`, served at `/openapi.json`.
+//!
+//! Depends on `vault-chain` (the relay's sending) and `vault-db` (pool, amounts, the alert
+//! writer); never on the indexer, the cleanup bot or the dev kit (a dev-dependency of its tests).
 
 pub mod alerts;
 pub mod api;
