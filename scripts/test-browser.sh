@@ -50,10 +50,14 @@ npm_ci_if_needed() {
 
 # 1. The client as published: built and packed.
 npm_ci_if_needed app
+# Packed from a copy of app/ (its prepack builds a clean dist/), so that app/dist, which other test
+# runs import, is left alone.
 log "building and packing app/"
-(cd app && npm run --silent build)
-rm -f "$work"/ephemeral-vault-client-*.tgz
-(cd app && npm pack --silent --pack-destination "$work" >/dev/null)
+rm -rf "$work/pkg" "$work"/ephemeral-vault-client-*.tgz
+mkdir -p "$work/pkg"
+cp -r app/package.json app/README.md app/tsconfig.json app/src "$work/pkg/"
+ln -s "$REPO_ROOT/app/node_modules" "$work/pkg/node_modules"
+(cd "$work/pkg" && npm pack --silent --pack-destination "$work" >/dev/null)
 tgz="$(ls "$work"/ephemeral-vault-client-*.tgz)"
 
 # 2. The page's project installs it like any dependency.
