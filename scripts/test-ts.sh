@@ -11,28 +11,11 @@
 # (scripts/build-program.sh) only when missing.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/ts.sh"
 cd "$REPO_ROOT"
 started=$SECONDS
 
-# Node 20.18+ (what @anchor-lang/core asks for); npm comes with it.
-if ! command -v node >/dev/null 2>&1; then
-  ensure_apt nodejs
-fi
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)' ||
-  die "Node.js >= 20.18 is required (found $(node --version))"
-
-# Dependencies: one install in app/, shared with the tests through tests/node_modules.
-lock_hash="$(sha256sum app/package-lock.json | cut -d' ' -f1)"
-stamp=app/node_modules/.installed-lock.sha256
-if [ ! -d app/node_modules ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
-  log "npm ci in app/"
-  (cd app && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$lock_hash" > "$stamp"
-fi
-if [ "$(readlink tests/node_modules 2>/dev/null || true)" != "../app/node_modules" ]; then
-  rm -rf tests/node_modules
-  ln -s ../app/node_modules tests/node_modules
-fi
+ensure_ts_deps
 
 # The program and its IDL.
 if [ ! -f target/deploy/ephemeral_vault.so ] || [ ! -f target/idl/ephemeral_vault.json ]; then
@@ -45,6 +28,8 @@ log "building app/ (tsc)"
 log "type-checking tests/"
 app/node_modules/.bin/tsc -p tests/tsconfig.json
 
+# `anchor test` passes the wallet as Anchor.toml spells it, relative to the workspace root.
+[ -z "${ANCHOR_WALLET:-}" ] || ANCHOR_WALLET="$(realpath "$ANCHOR_WALLET")"
 cd tests
 if [ "$#" -gt 0 ]; then files=("$@"); else files=(*.test.ts); fi
 if [ -n "${ANCHOR_PROVIDER_URL:-}${VAULT_RPC_URL:-}" ]; then
@@ -54,17 +39,17 @@ else
   log "running ${#files[@]} test files against the program in litesvm"
   concurrency=()
 fi
-tap="$(mktemp)"
-trap 'rm -f "$tap"' EXIT
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
 set +e
-node --import tsx --test "${concurrency[@]}" \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$tap" \
-  "${files[@]}"
-status=$?
+# --test-force-exit: a test that fails before closing a subscription would otherwise keep its
+# file's process (and `anchor test`, and CI) waiting forever. It also exits before a file
+# reporter is flushed, so the counts come from the spec reporter's summary on stdout.
+node --import tsx --test --test-force-exit "${concurrency[@]}" --test-reporter=spec "${files[@]}" | tee "$out"
+status=${PIPESTATUS[0]}
 set -e
-passed="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
-failed="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+passed="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -1)"
+failed="$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$out" | tail -1)"
 echo "ts-tests: ${passed:-0} passed, ${failed:-0} failed"
 log "TypeScript client tests finished in $((SECONDS - started))s"
 exit "$status"
