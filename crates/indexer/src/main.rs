@@ -20,11 +20,12 @@ use vault_indexer::alerts::AlertRules;
 use vault_indexer::chain_tx::Commitment;
 use vault_indexer::decode::DecodedTx;
 use vault_indexer::ingest::{load_cursor, Ingest};
-use vault_indexer::metrics::IndexerMetrics;
+use vault_indexer::metrics::{IndexerMetrics, Role};
 use vault_indexer::pipeline::{self, PipelineConfig};
 use vault_indexer::sources::rpc::{RpcConfig, RpcSource};
 use vault_indexer::sources::yellowstone::{YellowstoneConfig, YellowstoneSource};
-use vault_indexer::sources::SourceItem;
+use vault_indexer::sources::{SourceItem, TransactionSource};
+use vault_indexer::writer_lock::WriterLock;
 
 #[derive(Parser)]
 #[command(name = "vault-indexer", about = "Indexes the Ephemeral Vault program into PostgreSQL")]
@@ -115,7 +116,8 @@ struct Flags {
 enum Command {
     /// Applies the migrations.
     Migrate,
-    /// Follows the program live.
+    /// Follows the program live, as the writer; while another process holds the writer lock of
+    /// the same source, stands by and takes over when it goes.
     Stream,
     /// Fetches past transactions over RPC, newest to oldest page by page, down to the stored
     /// cursor (or the program's first transaction), and writes them oldest first.
@@ -148,6 +150,29 @@ struct Settings {
     metrics_addr: Option<SocketAddr>,
     batch_size: Option<usize>,
     alerts: AlertRules,
+}
+
+/// Runs `source` into the database as the writer: waits (a standby) until this process holds
+/// the source's writer lock, then writes until the source ends - or the lock's connection is
+/// lost, when it stops at once (the process exits with an error; restarted, it stands by).
+async fn run_as_writer<S: TransactionSource>(
+    database_url: &str,
+    pool: sqlx::PgPool,
+    ingest: Ingest,
+    source: S,
+    metrics: Arc<IndexerMetrics>,
+    config: PipelineConfig,
+) -> anyhow::Result<()> {
+    let poll = std::time::Duration::from_millis(250);
+    let mut lock = WriterLock::acquire(database_url, source.name(), &metrics, poll).await;
+    tokio::select! {
+        ran = pipeline::run(pool, ingest, source, metrics.clone(), config) => ran,
+        lost = lock.lost(std::time::Duration::from_secs(1)) => {
+            metrics.role.store(Role::Standby as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(error = %lost, "the writer lock's connection is lost: stopping at once");
+            Err(anyhow::anyhow!("writer lock lost: {lost}"))
+        }
+    }
 }
 
 /// The RPC source (or gap filler), with the fallback for gaps when one is configured.
@@ -202,21 +227,26 @@ async fn main() -> anyhow::Result<()> {
                     let mut config = YellowstoneConfig::new(endpoint, commitment);
                     config.x_token = file.grpc_x_token.clone();
                     config.start_slot = file.start_slot;
+                    if let Some(secs) = file.grpc_silence_timeout_secs {
+                        config.silence_timeout = std::time::Duration::from_secs(secs.max(1));
+                    }
                     match rpc_url {
                         Some(url) => {
                             let filler = rpc_source(url, file.fallback_rpc_url.clone(), commitment, &metrics);
-                            let source = YellowstoneSource::with_gap_filler(config, filler);
-                            pipeline::run(pool, ingest, source, metrics, pipeline_config).await
+                            let source =
+                                YellowstoneSource::with_gap_filler(config, filler).with_metrics(metrics.clone());
+                            run_as_writer(&database_url, pool, ingest, source, metrics, pipeline_config).await
                         }
                         None => {
-                            pipeline::run(pool, ingest, YellowstoneSource::new(config), metrics, pipeline_config).await
+                            let source = YellowstoneSource::new(config).with_metrics(metrics.clone());
+                            run_as_writer(&database_url, pool, ingest, source, metrics, pipeline_config).await
                         }
                     }
                 }
                 SourceKind::Rpc => {
                     let url = rpc_url.context("--rpc-url is required for --source rpc")?;
                     let source = rpc_source(url, file.fallback_rpc_url.clone(), commitment, &metrics);
-                    pipeline::run(pool, ingest, source, metrics, pipeline_config).await
+                    run_as_writer(&database_url, pool, ingest, source, metrics, pipeline_config).await
                 }
             }
         }

@@ -5,8 +5,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+/// What this process does, for `vault_indexer_role` (see [`crate::writer_lock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Not yet decided (a command without roles, or before the lock is tried).
+    Starting = 0,
+    Standby = 1,
+    Writer = 2,
+}
+
 #[derive(Debug, Default)]
 pub struct IndexerMetrics {
+    /// A [`Role`] as its number.
+    pub role: AtomicU64,
     pub transactions_seen: AtomicU64,
     pub transactions_written: AtomicU64,
     pub transactions_skipped: AtomicU64,
@@ -84,6 +95,12 @@ impl IndexerMetrics {
         let mut out = String::new();
         for (name, help, value) in counters {
             out += &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Relaxed));
+        }
+        let role = self.role.load(Relaxed);
+        let name = "vault_indexer_role";
+        out += &format!("# HELP {name} This process's role: the writer, or a standby waiting for the writer lock\n# TYPE {name} gauge\n");
+        for (word, value) in [("writer", Role::Writer), ("standby", Role::Standby)] {
+            out += &format!("{name}{{role=\"{word}\"}} {}\n", u64::from(role == value as u64));
         }
         let name = "vault_indexer_skipped_total";
         out += &format!("# HELP {name} Transactions recorded in indexer_skipped, by reason\n# TYPE {name} counter\n");
