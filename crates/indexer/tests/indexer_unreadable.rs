@@ -232,3 +232,68 @@ async fn grpc_source_records_unconvertible_updates_and_streams_past_them() {
     );
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_sources_rpc_gap_filler_streams_past_an_unreadable_transaction() {
+    let scenario = lifecycle();
+    let txs = &scenario.txs;
+    // The indexer ran before: the first 2 are written with the cursor; the gap after them comes
+    // from RPC (the gRPC server has no replay), and one transaction in it is of a newer version.
+    let prefix = 2;
+    let cursor = Cursor { slot: txs[prefix - 1].slot, signature: Some(txs[prefix - 1].signature.clone()) };
+    let db = TestDb::new().await;
+    Ingest::default()
+        .write_batch(&db.pool, "yellowstone", &vault_indexer::decode::decode_all(&txs[..prefix]), Some(&cursor))
+        .await
+        .unwrap();
+    let unreadable = txs[prefix + 1].signature.clone();
+    let node = RpcServer::new();
+    node.extend(&scenario.recorded);
+    node.misbehave(|m| {
+        m.versions.insert(unreadable.clone(), MAX_SUPPORTED_TRANSACTION_VERSION + 1);
+    });
+    let filler = rpc_source(&rpc_server(&node).await);
+
+    let server = GeyserReplay::new(100_000).with_ping_interval(Duration::from_millis(100)).without_replay();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, _) = server
+        .clone()
+        .serve("127.0.0.1:0".parse().unwrap(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    let mut config = YellowstoneConfig::new(format!("http://{addr}"), Commitment::Confirmed);
+    config.backoff_base = Duration::from_millis(20);
+    config.backoff_cap = Duration::from_millis(200);
+    let metrics = Arc::new(IndexerMetrics::default());
+    let source = YellowstoneSource::with_gap_filler(config, filler);
+    let task =
+        tokio::spawn(pipeline::run(db.pool.clone(), Ingest::default(), source, metrics.clone(), pipeline_config()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.subscriptions() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let live_from = txs.len() / 2;
+    for recorded in &scenario.recorded[live_from..] {
+        server.publish(geyser_update(recorded));
+        server.publish_block_meta(recorded.slot, Some(recorded.unix_timestamp));
+    }
+    wait_for_last(&db.pool, "yellowstone", txs.last().unwrap()).await;
+    task.abort();
+    let _ = stop.send(());
+
+    let skipped = [unreadable.as_str()];
+    let readable: Vec<ChainTx> = txs.iter().filter(|tx| tx.signature != unreadable).cloned().collect();
+    assert_same_rows(
+        &without_skipped(dump(&db.pool).await, &skipped),
+        &without_skipped(reference_rows(&readable).await, &skipped),
+        "the gap filled from RPC past the unreadable transaction",
+    );
+    assert_eq!(
+        skipped_rows(&db.pool).await,
+        vec![(unreadable.clone(), "unsupported_version".to_string(), Some("rpc_json".to_string()), None)]
+    );
+    assert_eq!(metrics.skipped("unsupported_version"), 1);
+}
