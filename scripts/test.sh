@@ -26,7 +26,7 @@ step_done() {
 "$REPO_ROOT/scripts/build-program.sh"
 step_done "setup and program build done"
 # The chain tests need these; the first run on a machine builds them into the tools cache
-# (about 35 minutes together on two cores, see the README), later runs find them.
+# (about 30 minutes together on two idle cores, see the README), later runs find them.
 validator="$("$REPO_ROOT/scripts/validator.sh" ensure | tail -n 1)"
 source "$REPO_ROOT/scripts/lib/anchor.sh"
 anchor="$(ensure_anchor_cli | tail -n 1)"
