@@ -9,6 +9,8 @@
 #   3. the TypeScript client against the program in litesvm, then the same tests through JSON-RPC
 #      by `anchor test` on solana-test-validator (scripts/anchor-test.sh)
 #   4. the client bundled for a browser, offline and on a local validator (scripts/test-browser.sh)
+#   5. the session service's API fuzzed against its OpenAPI document (scripts/test-service-fuzz.sh)
+# Before any of them: cargo fmt --check and cargo clippy -D warnings over the workspace.
 # VAULT_PROPERTY_STEPS lengthens the conservation property test (default 10,000 steps).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
@@ -23,6 +25,11 @@ step_done() {
 }
 
 "$REPO_ROOT/scripts/setup.sh"
+# Style and lints first: a failure here costs seconds, not a whole run.
+log "cargo fmt --check and cargo clippy -D warnings (every crate, tests included)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+step_done "fmt and clippy clean"
 "$REPO_ROOT/scripts/build-program.sh"
 step_done "setup and program build done"
 # The chain tests need these; the first run on a machine builds them into the tools cache
@@ -54,6 +61,10 @@ export DATABASE_URL
 log "Rust tests (program in litesvm; database, indexer and services against $DATABASE_URL; the main job and the RPC source on solana-test-validator)"
 cargo test --workspace
 step_done "Rust tests passed"
+
+log "the session service's API fuzzed by schemathesis against the OpenAPI document (signed requests)"
+"$REPO_ROOT/scripts/test-service-fuzz.sh"
+step_done "API fuzzing passed"
 
 log "TypeScript client tests (program in litesvm)"
 "$REPO_ROOT/scripts/test-ts.sh"
