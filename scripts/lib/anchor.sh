@@ -5,8 +5,6 @@
 ANCHOR_CLI_VERSION="$(sed -n 's/^anchor_version *= *"\(.*\)"/\1/p' "$REPO_ROOT/Anchor.toml")"
 ANCHOR_CLI_TOOLCHAIN="${VAULT_ANCHOR_TOOLCHAIN:-1.95.0}"
 ANCHOR_CLI_ROOT="$TOOLS_CACHE/anchor-cli-$ANCHOR_CLI_VERSION"
-# Kept between attempts so an interrupted build resumes; removed once the binary is installed.
-ANCHOR_CLI_TARGET="$TOOLS_CACHE/anchor-cli-build-target"
 
 # The anchor binary of the pinned version: one on PATH wins, then the cached build. Prints
 # nothing (and fails) when there is neither.
@@ -24,30 +22,12 @@ find_anchor_cli() {
 
 build_anchor_cli() {
   ensure_apt pkg-config libssl-dev libudev-dev
-  ensure_rustup
-  if ! rustup run "$ANCHOR_CLI_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
-    log "installing Rust $ANCHOR_CLI_TOOLCHAIN for the Anchor CLI build"
-    rustup toolchain install "$ANCHOR_CLI_TOOLCHAIN" --profile minimal >&2
-  fi
   warn "building the Anchor CLI (anchor-cli $ANCHOR_CLI_VERSION) from crates.io: once per machine,"
   warn "into $ANCHOR_CLI_ROOT (put anchor $ANCHOR_CLI_VERSION on PATH to skip the build)"
-  mkdir -p "$ANCHOR_CLI_ROOT" "$ANCHOR_CLI_TARGET"
-  # Run outside the checkout so its rust-toolchain.toml does not apply.
-  (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$ANCHOR_CLI_TARGET" nice -n 10 \
-    cargo "+$ANCHOR_CLI_TOOLCHAIN" install anchor-cli --version "$ANCHOR_CLI_VERSION" --locked \
-      --bin anchor --root "$ANCHOR_CLI_ROOT") >&2
-  rm -rf "$ANCHOR_CLI_TARGET"
-  log "anchor installed in $ANCHOR_CLI_ROOT/bin"
+  cargo_install_cached anchor-cli "$ANCHOR_CLI_VERSION" anchor "$ANCHOR_CLI_TOOLCHAIN" "$ANCHOR_CLI_ROOT"
 }
 
 # One build at a time per machine: a second caller waits for the first, then finds its binary.
 ensure_anchor_cli() {
-  if ! find_anchor_cli >/dev/null; then
-    mkdir -p "$TOOLS_CACHE"
-    (
-      flock 9
-      find_anchor_cli >/dev/null || build_anchor_cli
-    ) 9>"$TOOLS_CACHE/.anchor-cli-build.lock"
-  fi
-  find_anchor_cli
+  ensure_cached_tool find_anchor_cli build_anchor_cli .anchor-cli-build.lock
 }

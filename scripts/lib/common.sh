@@ -50,3 +50,37 @@ ensure_cargo_tool() {
   log "cargo install $name $version (once per machine)"
   cargo "+$PINNED_TOOLCHAIN" install "$name" --version "$version" --locked
 }
+
+# `cargo install CRATE --version VERSION --bin BIN --root ROOT` with TOOLCHAIN, for the tools built
+# once per machine into the tools cache (the validator, the Anchor CLI). Runs outside the checkout
+# so its rust-toolchain.toml does not apply, niced, in a target dir of its own that is kept if the
+# build is interrupted (the next attempt resumes) and removed once the binary is installed. Build
+# output goes to stderr: callers print the tool's path on stdout.
+cargo_install_cached() {
+  local crate="$1" version="$2" bin="$3" toolchain="$4" root="$5"
+  local target="$TOOLS_CACHE/$crate-build-target"
+  ensure_rustup
+  if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    log "installing Rust $toolchain for the $crate build"
+    rustup toolchain install "$toolchain" --profile minimal >&2
+  fi
+  mkdir -p "$root" "$target"
+  (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$target" nice -n 10 \
+    cargo "+$toolchain" install "$crate" --version "$version" --locked --bin "$bin" --root "$root") >&2
+  rm -rf "$target"
+  log "$bin installed in $root/bin"
+}
+
+# Prints a cached tool's path: FIND (a function printing it, or failing) else BUILD it first. One
+# build per tool and machine at a time: a second caller waits on LOCK, then finds the binary.
+ensure_cached_tool() {
+  local find="$1" build="$2" lock="$3"
+  if ! "$find" >/dev/null; then
+    mkdir -p "$TOOLS_CACHE"
+    (
+      flock 9
+      "$find" >/dev/null || "$build"
+    ) 9>"$TOOLS_CACHE/$lock"
+  fi
+  "$find"
+}

@@ -6,9 +6,6 @@
 AGAVE_VERSION="${VAULT_AGAVE_VERSION:-4.2.2}"
 AGAVE_TOOLCHAIN="${VAULT_AGAVE_TOOLCHAIN:-1.95.0}"
 AGAVE_ROOT="$TOOLS_CACHE/agave-$AGAVE_VERSION"
-# Kept between attempts so an interrupted build resumes instead of starting over; removed once
-# the binary is installed (it is ~2.5 GB).
-AGAVE_TARGET="$TOOLS_CACHE/agave-build-target"
 
 # The validator binary to use: one on PATH wins, then the cached build. Prints nothing (and
 # fails) when there is neither.
@@ -29,11 +26,6 @@ find_validator() {
 # busier machine).
 build_validator() {
   ensure_apt clang libclang-dev cmake protobuf-compiler libudev-dev pkg-config llvm-dev libssl-dev
-  ensure_rustup
-  if ! rustup run "$AGAVE_TOOLCHAIN" rustc --version >/dev/null 2>&1; then
-    log "installing Rust $AGAVE_TOOLCHAIN for the validator build"
-    rustup toolchain install "$AGAVE_TOOLCHAIN" --profile minimal >&2
-  fi
   local free_gb
   # A fresh machine has no ~/.cache yet: make the cache first so df has something to measure.
   mkdir -p "$TOOLS_CACHE"
@@ -43,23 +35,10 @@ build_validator() {
   warn "this takes about 25 minutes on two cores (longer on a busy machine), once per machine;"
   warn "later runs reuse it from $AGAVE_ROOT (set VAULT_TEST_VALIDATOR or put"
   warn "solana-test-validator on PATH to skip the build)"
-  mkdir -p "$AGAVE_ROOT" "$AGAVE_TARGET"
-  # Run outside the checkout so its rust-toolchain.toml does not apply.
-  (cd "$TOOLS_CACHE" && CARGO_TARGET_DIR="$AGAVE_TARGET" nice -n 10 \
-    cargo "+$AGAVE_TOOLCHAIN" install agave-validator --version "$AGAVE_VERSION" --locked \
-      --bin solana-test-validator --root "$AGAVE_ROOT") >&2
-  rm -rf "$AGAVE_TARGET"
-  log "solana-test-validator installed in $AGAVE_ROOT/bin"
+  cargo_install_cached agave-validator "$AGAVE_VERSION" solana-test-validator "$AGAVE_TOOLCHAIN" "$AGAVE_ROOT"
 }
 
 # One build at a time per machine: a second caller waits for the first, then finds its binary.
 ensure_validator() {
-  if ! find_validator >/dev/null; then
-    mkdir -p "$TOOLS_CACHE"
-    (
-      flock 9
-      find_validator >/dev/null || build_validator
-    ) 9>"$TOOLS_CACHE/.agave-build.lock"
-  fi
-  find_validator
+  ensure_cached_tool find_validator build_validator .agave-build.lock
 }
