@@ -10,56 +10,9 @@ use base64::Engine;
 use indexing::*;
 use serde_json::json;
 use solana_transaction_status_client_types::EncodedConfirmedTransactionWithStatusMeta;
+use vault_devkit::rpc_server::get_transaction_json;
 use vault_indexer::chain_tx::Commitment;
 use vault_indexer::sources::rpc::{chain_tx_from_rpc, read_get_transaction, MAX_SUPPORTED_TRANSACTION_VERSION};
-
-fn get_transaction_json(recorded: &ephemeral_vault_testkit::Recorded) -> serde_json::Value {
-    let wire = bincode::serialize(&recorded.transaction).expect("serialize transaction");
-    let err = recorded.err.as_ref().map(|e| serde_json::to_value(e).expect("error as JSON"));
-    let status = match &err {
-        None => json!({ "Ok": null }),
-        Some(e) => json!({ "Err": e }),
-    };
-    let inner: Vec<serde_json::Value> = recorded
-        .meta
-        .inner_instructions
-        .iter()
-        .enumerate()
-        .filter(|(_, group)| !group.is_empty())
-        .map(|(index, group)| {
-            json!({
-                "index": index,
-                "instructions": group.iter().map(|i| json!({
-                    "programIdIndex": i.instruction.program_id_index,
-                    "accounts": i.instruction.accounts,
-                    "data": bs58::encode(&i.instruction.data).into_string(),
-                    "stackHeight": i.stack_height,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "slot": recorded.slot,
-        "blockTime": recorded.unix_timestamp,
-        "transactionIndex": 0,
-        "transaction": [base64::engine::general_purpose::STANDARD.encode(wire), "base64"],
-        "meta": {
-            "err": err,
-            "status": status,
-            "fee": recorded.meta.fee,
-            "preBalances": [],
-            "postBalances": [],
-            "innerInstructions": inner,
-            "logMessages": recorded.meta.logs,
-            "preTokenBalances": [],
-            "postTokenBalances": [],
-            "rewards": [],
-            "loadedAddresses": { "writable": [], "readonly": [] },
-            "computeUnitsConsumed": recorded.meta.compute_units_consumed,
-        },
-        "version": "legacy",
-    })
-}
 
 #[test]
 fn get_transaction_responses_decode_to_the_same_transactions() {
