@@ -6,6 +6,9 @@ use serde_json::json;
 /// One alert to raise. `dedup_key` identifies it: raising it again is a no-op.
 pub struct Alert<'a> {
     pub session_id: &'a str,
+    /// The session (vault incarnation) it is about: `ephemeral_sessions.id`. None only where the
+    /// writer knows just the id, which the database then accepts while it names one session.
+    pub session_ref: Option<i32>,
     pub alert_type: &'static str,
     pub severity: &'static str,
     pub description: String,
@@ -24,8 +27,8 @@ pub async fn raise<'e>(db: impl sqlx::PgExecutor<'e>, source: &str, alert: Alert
     metadata["dedup_key"] = json!(alert.dedup_key);
     metadata["source"] = json!(source);
     let done = sqlx::query(
-        "INSERT INTO security_alerts (session_id, alert_type, severity, description, metadata)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO security_alerts (session_id, alert_type, severity, description, metadata, session_ref)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT ((metadata ->> 'dedup_key')) WHERE metadata ? 'dedup_key' DO NOTHING",
     )
     .bind(alert.session_id)
@@ -33,6 +36,7 @@ pub async fn raise<'e>(db: impl sqlx::PgExecutor<'e>, source: &str, alert: Alert
     .bind(alert.severity)
     .bind(alert.description)
     .bind(metadata)
+    .bind(alert.session_ref)
     .execute(db)
     .await?;
     let new = done.rows_affected() == 1;

@@ -157,14 +157,14 @@ async fn amounts_hold_exactly_the_u64_range() {
 async fn a_transaction_needs_a_known_session() {
     let db = TestDb::new().await;
     let r = NewTx::default().insert(&db.pool, &new_session_id()).await;
-    assert_db_error(r, FOREIGN_KEY_VIOLATION, Some("vault_transactions_session_id_fkey"));
+    assert_db_error(r, FOREIGN_KEY_VIOLATION, Some("vault_transactions_session_ref_fkey"));
     for (table, sql) in [
         ("delegation_history", "INSERT INTO delegation_history (session_id, vault_pda, delegate_wallet, approved_at) VALUES ($1, $2, $2, 1)"),
         ("session_analytics", "INSERT INTO session_analytics (session_id) SELECT $1 WHERE $2 IS NOT NULL"),
         ("security_alerts", "INSERT INTO security_alerts (session_id, alert_type, severity, description) SELECT $1, 'ip_change', 'low', $2"),
     ] {
         let r = sqlx::query(sql).bind(new_session_id()).bind(wallet(1)).execute(&db.pool).await;
-        assert_db_error(r, FOREIGN_KEY_VIOLATION, Some(&format!("{table}_session_id_fkey")));
+        assert_db_error(r, FOREIGN_KEY_VIOLATION, Some(&format!("{table}_session_ref_fkey")));
     }
 }
 
@@ -260,13 +260,15 @@ async fn one_signature_carries_several_instructions_once_each() {
     assert_db_error(r, CHECK_VIOLATION, Some("transactions_trade_id_only_on_trades"));
 }
 
-async fn cleanup(pool: &PgPool, session_id: &str, sig: &str) -> Result<u64, sqlx::Error> {
-    sqlx::query(
+/// Records a cleanup; `replay_safe` adds the indexer's ON CONFLICT on the session.
+async fn cleanup(pool: &PgPool, session_id: &str, sig: &str, replay_safe: bool) -> Result<u64, sqlx::Error> {
+    let on_conflict = if replay_safe { "ON CONFLICT (session_ref) DO NOTHING" } else { "" };
+    sqlx::query(&format!(
         "INSERT INTO cleanup_events (session_id, vault_pda, returned_to_parent, cleanup_reward,
              cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason)
          VALUES ($1, $3, 10, 1, $3, $2, 1, 'expired')
-         ON CONFLICT (cleanup_signature) DO NOTHING",
-    )
+         {on_conflict}"
+    ))
     .bind(session_id)
     .bind(sig)
     .bind(wallet(6))
@@ -279,12 +281,12 @@ async fn cleanup(pool: &PgPool, session_id: &str, sig: &str) -> Result<u64, sqlx
 async fn a_session_is_cleaned_up_once_and_replays_are_no_ops() {
     let db = TestDb::new().await;
     let s = session(&db.pool).await;
-    assert_eq!(cleanup(&db.pool, &s, &signature(1)).await.unwrap(), 1);
-    assert_eq!(cleanup(&db.pool, &s, &signature(1)).await.unwrap(), 0, "replayed event");
+    assert_eq!(cleanup(&db.pool, &s, &signature(1), true).await.unwrap(), 1);
+    assert_eq!(cleanup(&db.pool, &s, &signature(1), true).await.unwrap(), 0, "replayed event");
     assert_db_error(
-        cleanup(&db.pool, &s, &signature(2)).await,
+        cleanup(&db.pool, &s, &signature(2), false).await,
         UNIQUE_VIOLATION,
-        Some("cleanup_events_session_id_key"),
+        Some("cleanup_events_session_ref_key"),
     );
 }
 
@@ -299,7 +301,7 @@ async fn approve(
     sqlx::query(
         "INSERT INTO delegation_history (session_id, vault_pda, delegate_wallet, approved_at, approval_signature, rotation)
          VALUES ($1, $3, $4, 1, $2, $5)
-         ON CONFLICT (session_id, approval_signature) DO NOTHING",
+         ON CONFLICT (session_ref, approval_signature) DO NOTHING",
     )
     .bind(session_id)
     .bind(sig)
@@ -370,33 +372,63 @@ async fn session_status_and_timestamps_agree() {
 }
 
 #[tokio::test]
-async fn session_rows_can_come_from_either_writer_first() {
+async fn a_session_is_a_vault_incarnation_not_a_session_id() {
     let db = TestDb::new().await;
-    // The indexer first: no key yet.
+    // The indexer's row of a session (created on chain).
     let s = session(&db.pool).await;
-    // Then the service adds its metadata with an upsert on session_id.
-    let n = sqlx::query(
-        "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda,
-             created_at, expires_at, approved_amount, encrypted_keypair, user_ip)
-         VALUES ($1, $2, $2, $2, 0, 10, 1, '\\x0102', '127.0.0.1')
-         ON CONFLICT (session_id) DO UPDATE
-         SET encrypted_keypair = EXCLUDED.encrypted_keypair, user_ip = EXCLUDED.user_ip",
-    )
-    .bind(&s)
-    .bind(wallet(1))
-    .execute(&db.pool)
-    .await
-    .unwrap()
-    .rows_affected();
-    assert_eq!(n, 1);
-    let (key, expires_at): (Option<Vec<u8>>, i64) =
-        sqlx::query_as("SELECT encrypted_keypair, expires_at FROM ephemeral_sessions WHERE session_id = $1")
+    // The same id under another parent (another vault): legal on chain, a session of its own.
+    let other = NewSession { session_id: s.clone(), parent_wallet: wallet(9), ..NewSession::default() };
+    let (vault, sig): (String, String) =
+        sqlx::query_as("SELECT vault_pda, creation_signature FROM ephemeral_sessions WHERE session_id = $1")
             .bind(&s)
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(key, Some(vec![1, 2]));
-    assert!(expires_at > 10, "the chain's values stay");
+    sqlx::query(
+        "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda, created_at,
+             expires_at, last_activity, approved_amount, created_slot, creation_signature, creation_instruction_index)
+         VALUES ($1, $2, $2, $3, 1, 10, 1, 1, 5, $4, 0)",
+    )
+    .bind(&other.session_id)
+    .bind(&other.parent_wallet)
+    .bind(wallet(10))
+    .bind(signature(10))
+    .execute(&db.pool)
+    .await
+    .expect("a second session with the same id");
+    // A writer that names a session by id alone is refused once the id is ambiguous...
+    let r = NewTx::default().insert(&db.pool, &s).await;
+    assert_db_error(r, FOREIGN_KEY_VIOLATION, Some("vault_transactions_session_ref_fkey"));
+    // ...and one incarnation per creation: the same create instruction cannot open two.
+    let dup = sqlx::query(
+        "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda, created_at,
+             expires_at, last_activity, approved_amount, created_slot, creation_signature, creation_instruction_index)
+         VALUES ($1, $2, $2, $3, 1, 10, 1, 1, 1, $4, 0)",
+    )
+    .bind(&s)
+    .bind(wallet(1))
+    .bind(&vault)
+    .bind(&sig)
+    .execute(&db.pool)
+    .await;
+    assert_db_error(dup, UNIQUE_VIOLATION, Some("sessions_creation_key"));
+    // At most one row per vault that the chain has not shown yet (the service's registration).
+    let registered = |parent: String| {
+        sqlx::query(
+            "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda, created_at,
+                 expires_at, approved_amount, encrypted_keypair)
+             VALUES ($1, $2, $2, $3, 0, 10, 1, '\\x0102')",
+        )
+        .bind(new_session_id())
+        .bind(parent)
+        .bind(wallet(11))
+    };
+    registered(wallet(1)).execute(&db.pool).await.expect("a registration ahead of the chain");
+    assert_db_error(
+        registered(wallet(1)).execute(&db.pool).await,
+        UNIQUE_VIOLATION,
+        Some("sessions_one_uncreated_per_vault"),
+    );
 }
 
 #[tokio::test]

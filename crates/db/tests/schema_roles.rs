@@ -94,9 +94,11 @@ async fn vault_indexer_writes_chain_data_only() {
     for sql in [
         format!(
             "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda, mint,
-                 created_at, expires_at, approved_amount, total_deposited, last_event_slot)
-             VALUES ('{s}', '{w}', '{w}', '{w}', NULL, 1, 100000000000, 10, 10, 5)
-             ON CONFLICT (session_id) DO UPDATE SET total_deposited = EXCLUDED.total_deposited"
+                 created_at, expires_at, approved_amount, total_deposited, last_event_slot, created_slot,
+                 creation_signature, creation_instruction_index)
+             VALUES ('{s}', '{w}', '{w}', '{w}', NULL, 1, 100000000000, 10, 10, 5, 5, '{sig}', 0)
+             ON CONFLICT (creation_signature, creation_instruction_index) WHERE creation_signature IS NOT NULL
+             DO UPDATE SET total_deposited = EXCLUDED.total_deposited"
         ),
         format!(
             "INSERT INTO vault_transactions (session_id, transaction_signature, transaction_type, amount, status, confirmed_at)
@@ -158,7 +160,8 @@ async fn vault_service_writes_metadata_rate_limits_alerts_and_audit() {
             "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda,
                  created_at, expires_at, approved_amount, encrypted_keypair, user_ip, user_agent, device_fingerprint)
              VALUES ('{s}', '{w}', '{w}', '{w}', 1, 100000000000, 10, '\\x0102', '10.0.0.1', 'ua', 'fp')
-             ON CONFLICT (session_id) DO UPDATE SET encrypted_keypair = EXCLUDED.encrypted_keypair"
+             ON CONFLICT (vault_pda) WHERE creation_signature IS NULL AND cleaned_at IS NULL
+             DO UPDATE SET encrypted_keypair = EXCLUDED.encrypted_keypair"
         ),
         format!("UPDATE ephemeral_sessions SET user_ip = '10.0.0.2' WHERE session_id = '{s}'"),
         format!("SELECT encrypted_keypair FROM ephemeral_sessions WHERE session_id = '{s}'"),

@@ -192,11 +192,12 @@ async fn cleanup_candidates_are_expired_or_inactive_sessions_not_yet_cleaned() {
     let edge = new_session_id();
     sqlx::query(
         "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda,
-             created_at, expires_at, approved_amount)
-         VALUES ($1, $2, $2, $2, 0, floor(extract(epoch FROM now()))::bigint, 1)",
+             created_at, expires_at, approved_amount, created_slot, creation_signature, creation_instruction_index)
+         VALUES ($1, $2, $2, $2, 0, floor(extract(epoch FROM now()))::bigint, 1, 1, $3, 0)",
     )
     .bind(&edge)
     .bind(wallet(9))
+    .bind(signature(9))
     .execute(&mut *tx)
     .await
     .unwrap();
@@ -214,4 +215,24 @@ async fn cleanup_candidates_are_expired_or_inactive_sessions_not_yet_cleaned() {
             .unwrap();
     assert!(in_cleanup && !in_active);
     tx.rollback().await.unwrap();
+
+    // A session registered with the service but never created on chain has no vault to clean.
+    let never_created = new_session_id();
+    sqlx::query(
+        "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda,
+             created_at, expires_at, approved_amount)
+         VALUES ($1, $2, $2, $2, 0, 1, 1)",
+    )
+    .bind(&never_created)
+    .bind(wallet(12))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let listed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cleanup_candidates_view WHERE session_id = $1)")
+            .bind(&never_created)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(!listed, "a registration the chain never showed is no cleanup candidate");
 }

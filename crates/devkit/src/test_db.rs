@@ -155,7 +155,8 @@ pub fn unix_now() -> i64 {
 
 // ----- fixtures -----
 
-/// A session row as the indexer would write it; `Default` is an active one-hour session.
+/// A session row as the indexer would write it from a SessionCreated event (its own vault and
+/// creation, derived from the session id); `Default` is an active one-hour session.
 #[derive(Clone, Debug)]
 pub struct NewSession {
     pub session_id: String,
@@ -192,16 +193,19 @@ impl Default for NewSession {
 
 impl NewSession {
     pub async fn insert<'e>(&self, db: impl sqlx::PgExecutor<'e>) -> Result<String, sqlx::Error> {
+        // One vault and one creation per session id, as the chain would have them.
+        let seed = uuid::Uuid::parse_str(&self.session_id).map(|u| u.as_u64_pair().0).unwrap_or(0);
         sqlx::query(
             "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda,
                  created_at, expires_at, status, revoked_at, cleaned_at, approved_amount,
-                 total_deposited, total_spent, total_withdrawn)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 total_deposited, total_spent, total_withdrawn, created_slot, creation_signature,
+                 creation_instruction_index)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, 0)",
         )
         .bind(&self.session_id)
         .bind(&self.parent_wallet)
         .bind(wallet(2))
-        .bind(wallet(3))
+        .bind(base58(seed, 44))
         .bind(self.created_at)
         .bind(self.expires_at)
         .bind(self.status)
@@ -211,6 +215,7 @@ impl NewSession {
         .bind(self.total_deposited)
         .bind(self.total_spent)
         .bind(self.total_withdrawn)
+        .bind(base58(seed ^ 0x5EED, 88))
         .execute(db)
         .await?;
         Ok(self.session_id.clone())

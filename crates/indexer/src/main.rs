@@ -22,6 +22,7 @@ use vault_indexer::decode::DecodedTx;
 use vault_indexer::ingest::{load_cursor, Ingest};
 use vault_indexer::metrics::{IndexerMetrics, Role};
 use vault_indexer::pipeline::{self, PipelineConfig};
+use vault_indexer::ingest::bootstrap::RpcVaultAccounts;
 use vault_indexer::sources::rpc::{RpcConfig, RpcSource};
 use vault_indexer::sources::yellowstone::{YellowstoneConfig, YellowstoneSource};
 use vault_indexer::sources::{SourceItem, TransactionSource};
@@ -110,6 +111,16 @@ struct Flags {
     #[arg(long, env = "VAULT_BATCH_SIZE", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
+    /// Slots a transaction may wait for its session (parked) before it moves to
+    /// indexer_skipped (default 9000, about an hour).
+    #[arg(long, env = "VAULT_PARK_MAX_SLOTS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    park_max_slots: Option<u64>,
+    /// Do not read unknown vaults from the chain over --rpc-url (bootstrapping); their
+    /// transactions park instead.
+    #[arg(long, env = "VAULT_NO_BOOTSTRAP", global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_bootstrap: Option<bool>,
 }
 
 #[derive(Subcommand)]
@@ -149,6 +160,8 @@ struct Settings {
     start_slot: Option<u64>,
     metrics_addr: Option<SocketAddr>,
     batch_size: Option<usize>,
+    park_max_slots: Option<u64>,
+    no_bootstrap: Option<bool>,
     alerts: AlertRules,
 }
 
@@ -197,7 +210,15 @@ async fn main() -> anyhow::Result<()> {
     let database_url = file.database_url.clone().context("no database: pass --database-url or set DATABASE_URL")?;
     let pool = vault_db::connect(&database_url).await.context("connecting to PostgreSQL")?;
     vault_db::migrate(&pool).await.context("applying migrations")?;
-    let ingest = Ingest::new(file.alerts.clone());
+    let mut ingest = Ingest::new(file.alerts.clone());
+    if let Some(slots) = file.park_max_slots {
+        ingest.park_max_slots = slots;
+    }
+    if let (Some(url), false) = (&file.rpc_url, file.no_bootstrap.unwrap_or(false)) {
+        let commitment: Commitment = file.commitment.unwrap_or(CommitmentArg::Confirmed).into();
+        let accounts = RpcVaultAccounts::new(url, commitment);
+        ingest = ingest.with_bootstrap(Arc::new(accounts));
+    }
     let mut pipeline_config = PipelineConfig::default();
     if let Some(size) = file.batch_size {
         pipeline_config.batch_size = size.max(1);

@@ -35,6 +35,9 @@ pub struct IndexerMetrics {
     pub chain_tip_slot: AtomicU64,
     /// Gaps found: a node whose ledger starts above the cursor.
     pub gaps_detected: AtomicU64,
+    /// Sessions written from their vault account's state (the indexer's history began after
+    /// their creation).
+    pub sessions_bootstrapped: AtomicU64,
     /// Transactions recorded in indexer_skipped, by reason (`undecodable` for the decoder's,
     /// the source's [`UnreadableReason`](crate::sources::UnreadableReason) words otherwise).
     skipped_by_reason: Mutex<BTreeMap<&'static str, u64>>,
@@ -85,6 +88,11 @@ impl IndexerMetrics {
                 "vault_indexer_stream_stalls_total",
                 "gRPC streams that carried nothing for the silence timeout and were resubscribed",
                 &self.stream_stalls,
+            ),
+            (
+                "vault_indexer_sessions_bootstrapped_total",
+                "Sessions written from their vault account's state, their creation predating the indexer's history",
+                &self.sessions_bootstrapped,
             ),
             (
                 "vault_indexer_gaps_total",

@@ -106,6 +106,9 @@ async fn write_loop(
         metrics.transactions_written.fetch_add((report.written + report.unparked) as u64, Relaxed);
         metrics.transactions_skipped.fetch_add(report.skipped as u64, Relaxed);
         metrics.count_skipped("undecodable", report.skipped as u64);
+        // Parked past the limit: moved to indexer_skipped in this batch.
+        metrics.count_skipped("session_unknown", report.expired);
+        metrics.sessions_bootstrapped.fetch_add(report.bootstrapped as u64, Relaxed);
         for u in &unreadable {
             metrics.count_skipped(u.reason.as_str(), 1);
         }

@@ -88,7 +88,8 @@ pub async fn reprocess(
                 }
             },
         };
-        let outcome = match ingest.apply(&mut db, &DecodedTx::new(tx.clone())).await? {
+        let decoded = DecodedTx::new(tx.clone());
+        let outcome = match ingest.apply(&mut db, &decoded).await? {
             TxOutcome::Written { .. } => {
                 report.written += 1;
                 "written"
@@ -110,7 +111,7 @@ pub async fn reprocess(
                 continue;
             }
         };
-        ingest.apply_unparked(&mut db).await?;
+        ingest.apply_unparked(&mut db, &crate::ingest::created_vaults(&decoded)).await?;
         sqlx::query(
             "UPDATE indexer_skipped SET reprocessed_at = now(), reprocess_outcome = $2 WHERE transaction_signature = $1",
         )

@@ -17,21 +17,24 @@ use sqlx::PgPool;
 
 use vault_db::alerts::Alert;
 
+use crate::store::SessionRow;
+
 /// Raises `alert` as the service's; true when it was new.
 async fn raise(pool: &PgPool, alert: Alert<'_>) -> Result<bool, sqlx::Error> {
     vault_db::alerts::raise(pool, "service", alert).await
 }
 
-pub async fn ip_change(pool: &PgPool, session_id: &str, registered: &str, now_ip: &str) -> Result<bool, sqlx::Error> {
+pub async fn ip_change(pool: &PgPool, session: &SessionRow, registered: &str, now_ip: &str) -> Result<bool, sqlx::Error> {
     raise(
         pool,
         Alert {
-            session_id,
+            session_id: &session.session_id,
+            session_ref: Some(session.id),
             alert_type: "ip_change",
             severity: "medium",
             description: format!("session used from {now_ip}, registered from {registered}"),
             metadata: json!({"registered_ip": registered, "ip": now_ip}),
-            dedup_key: format!("service:ip_change:{session_id}:{now_ip}"),
+            dedup_key: format!("service:ip_change:{}:{now_ip}", session.id),
         },
     )
     .await
@@ -39,7 +42,7 @@ pub async fn ip_change(pool: &PgPool, session_id: &str, registered: &str, now_ip
 
 pub async fn expired_session(
     pool: &PgPool,
-    session_id: &str,
+    session: &SessionRow,
     expires_at: i64,
     now: i64,
     ip: &str,
@@ -47,12 +50,13 @@ pub async fn expired_session(
     raise(
         pool,
         Alert {
-            session_id,
+            session_id: &session.session_id,
+            session_ref: Some(session.id),
             alert_type: "expired_session",
             severity: "medium",
             description: format!("use of the session {} s after its expiry", now - expires_at),
             metadata: json!({"expires_at": expires_at, "at": now, "ip": ip}),
-            dedup_key: format!("service:expired_session:{session_id}:{}", now.div_euclid(60)),
+            dedup_key: format!("service:expired_session:{}:{}", session.id, now.div_euclid(60)),
         },
     )
     .await
@@ -60,7 +64,7 @@ pub async fn expired_session(
 
 pub async fn unusual_spending(
     pool: &PgPool,
-    session_id: &str,
+    session: &SessionRow,
     spent: u128,
     approved: u64,
     request_ref: &str,
@@ -68,12 +72,13 @@ pub async fn unusual_spending(
     raise(
         pool,
         Alert {
-            session_id,
+            session_id: &session.session_id,
+            session_ref: Some(session.id),
             alert_type: "unusual_spending",
             severity: "high",
             description: format!("one relayed request spends {spent} of an approved {approved}"),
             metadata: json!({"spent": spent.to_string(), "approved": approved.to_string()}),
-            dedup_key: format!("service:unusual_spending:{session_id}:{request_ref}"),
+            dedup_key: format!("service:unusual_spending:{}:{request_ref}", session.id),
         },
     )
     .await
@@ -83,7 +88,7 @@ pub async fn unusual_spending(
 /// threshold.
 pub async fn high_frequency(
     pool: &PgPool,
-    session_id: &str,
+    session: &SessionRow,
     threshold: u32,
     window_secs: u32,
     now: i64,
@@ -94,10 +99,10 @@ pub async fn high_frequency(
     let window = i64::from(window_secs.max(1));
     let (count,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM vault_transactions
-         WHERE session_id = $1 AND transaction_type = 'trade' AND metadata ->> 'source' = 'relay'
+         WHERE session_ref = $1 AND transaction_type = 'trade' AND metadata ->> 'source' = 'relay'
            AND created_at > to_timestamp($2) - make_interval(secs => $3)",
     )
-    .bind(session_id)
+    .bind(session.id)
     .bind(now as f64)
     .bind(window as f64)
     .fetch_one(pool)
@@ -108,12 +113,13 @@ pub async fn high_frequency(
     raise(
         pool,
         Alert {
-            session_id,
+            session_id: &session.session_id,
+            session_ref: Some(session.id),
             alert_type: "high_frequency",
             severity: "medium",
             description: format!("{count} relayed trades within {window} s"),
             metadata: json!({"trades": count, "window_secs": window}),
-            dedup_key: format!("service:high_frequency:{session_id}:{}", now.div_euclid(window)),
+            dedup_key: format!("service:high_frequency:{}:{}", session.id, now.div_euclid(window)),
         },
     )
     .await

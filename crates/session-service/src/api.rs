@@ -344,18 +344,20 @@ async fn register(State(app): State<Arc<App>>, caller: Caller, audit: Audit, bod
         },
     )
     .await?;
-    let chain_row =
-        match registered {
-            Registered::Inserted => "awaiting_chain",
-            Registered::Completed => "present",
-            Registered::Refused => return Err(ApiError::conflict(
+    let (chain_row, session_ref) = match registered {
+        Registered::Inserted(id) => ("awaiting_chain", id),
+        Registered::Completed(id) => ("present", id),
+        Registered::Refused => {
+            return Err(ApiError::conflict(
                 "already_registered",
                 "this session id is registered already, or its chain record names another parent, vault or delegate",
-            )),
-        };
+            ))
+        }
+    };
     audit.meta("key_kind", json!(kind.as_str()));
     audit.meta("chain_row", json!(chain_row));
-    let row = store::session(&mut *tx, &session_id)
+    audit.meta("session_ref", json!(session_ref));
+    let row = store::session_by_ref(&mut *tx, session_ref)
         .await?
         .ok_or_else(|| ApiError::internal("registered session vanished"))?;
     audit.write_in(&mut tx, StatusCode::CREATED, None).await?;
@@ -403,7 +405,7 @@ async fn session_transactions(
 ) -> Answer<TransactionList> {
     let (limit, offset) = validate::page(q.limit, q.offset, app.config.max_page)?;
     let (s, _) = app.owned_session(&caller, &audit, &id).await?;
-    let txs = store::transactions(&app.pool, &s.session_id, limit, offset).await?;
+    let txs = store::transactions(&app.pool, s.id, limit, offset).await?;
     ok(TransactionList { session_id: s.session_id, transactions: txs.into_iter().map(Into::into).collect() })
 }
 
@@ -414,7 +416,7 @@ async fn session_analytics(
     ApiPath(id): ApiPath,
 ) -> Answer<AnalyticsView> {
     let (s, _) = app.owned_session(&caller, &audit, &id).await?;
-    let row = store::analytics(&app.pool, &s.session_id).await?;
+    let row = store::analytics(&app.pool, s.id).await?;
     ok(AnalyticsView::of(&s.session_id, row))
 }
 
@@ -427,7 +429,7 @@ async fn session_alerts(
 ) -> Answer<AlertList> {
     let (limit, offset) = validate::page(q.limit, q.offset, app.config.max_page)?;
     let (s, _) = app.owned_session(&caller, &audit, &id).await?;
-    let list = store::alerts(&app.pool, Some(&caller.wallet), Some(&s.session_id), false, limit, offset).await?;
+    let list = store::alerts(&app.pool, Some(&caller.wallet), None, Some(s.id), false, limit, offset).await?;
     ok(AlertList { alerts: list.into_iter().map(Into::into).collect() })
 }
 
@@ -479,10 +481,17 @@ async fn list_alerts(
     let (limit, offset) = validate::page(q.limit, q.offset, app.config.max_page)?;
     let session = q.session_id.as_deref().map(validate::session_id).transpose()?.map(|s| s.0);
     audit.update(|e| e.parent_wallet = Some(caller.wallet.clone()));
+    // The caller's session with that id (its newest incarnation); an id the caller has no session
+    // under lists nothing.
+    let session_ref = match &session {
+        Some(id) => Some(store::session(&app.pool, &caller.wallet, id).await?.map(|s| s.id).unwrap_or(0)),
+        None => None,
+    };
     let list = store::alerts(
         &app.pool,
         Some(&caller.wallet),
-        session.as_deref(),
+        None,
+        session_ref,
         q.unresolved.unwrap_or(false),
         limit,
         offset,
@@ -496,7 +505,9 @@ async fn list_alerts(
 async fn admin_alerts(State(app): State<Arc<App>>, ApiQuery(q): ApiQuery<AlertQuery>) -> Answer<AlertList> {
     let (limit, offset) = validate::page(q.limit, q.offset, app.config.max_page)?;
     let session = q.session_id.as_deref().map(validate::session_id).transpose()?.map(|s| s.0);
-    let list = store::alerts(&app.pool, None, session.as_deref(), q.unresolved.unwrap_or(false), limit, offset).await?;
+    // Every incarnation of every parent's session with that id.
+    let list =
+        store::alerts(&app.pool, None, session.as_deref(), None, q.unresolved.unwrap_or(false), limit, offset).await?;
     ok(AlertList { alerts: list.into_iter().map(Into::into).collect() })
 }
 
@@ -637,13 +648,13 @@ async fn relay_handler(
     let request_ref = format!("{}:{}", caller.wallet, caller.nonce);
     relay::preflight(&app, &session, &body, caller.now, &caller.ip, &request_ref).await?;
     audit.meta("spend", json!(body.spend().to_string()));
-    let session_id = session.session_id.clone();
+    let after = session.clone();
     let is_trade = matches!(body, RelayRequest::Trade { .. });
     let task =
         tokio::spawn(relay::execute(app.clone(), session, body, caller.nonce.clone(), audit.clone(), relay_edge));
     let outcome = task.await.map_err(|e| ApiError::internal(format!("relay task: {e}")))?;
     if outcome.is_ok() && is_trade {
-        relay::after_trade(&app, &session_id, caller.now).await?;
+        relay::after_trade(&app, &after, caller.now).await?;
     }
     ok(outcome?)
 }

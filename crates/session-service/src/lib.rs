@@ -138,19 +138,24 @@ impl App {
             audit.meta("raw_session_id", json!(raw_id.chars().take(64).collect::<String>()));
         })?;
         audit.session(&session_id);
-        let session = store::session(&self.pool, &session_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such session").with_note("does not exist"))?;
+        // Within the caller's wallet only: the same id may name another parent's session (or an
+        // attacker's, opened under a public id), which is a different vault.
+        let Some(session) = store::session(&self.pool, &caller.wallet, &session_id).await? else {
+            let note = if store::id_used_by_another_wallet(&self.pool, &caller.wallet, &session_id).await? {
+                "session belongs to another wallet"
+            } else {
+                "does not exist"
+            };
+            return Err(ApiError::not_found("no such session").with_note(note));
+        };
         audit.update(|e| e.parent_wallet = Some(session.parent_wallet.clone()));
-        if session.parent_wallet != caller.wallet {
-            return Err(ApiError::not_found("no such session").with_note("session belongs to another wallet"));
-        }
+        audit.meta("session_ref", json!(session.id));
         let mut ip_changed = false;
         if let Some(registered) = &session.user_ip {
             if *registered != caller.ip {
                 ip_changed = true;
                 if self.config.alerts.ip_change {
-                    alerts::ip_change(&self.pool, &session.session_id, registered, &caller.ip).await?;
+                    alerts::ip_change(&self.pool, &session, registered, &caller.ip).await?;
                 }
             }
         }

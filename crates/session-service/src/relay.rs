@@ -160,7 +160,7 @@ pub async fn preflight(
     req.validate()?;
     if now >= session.expires_at {
         if app.config.alerts.expired_session {
-            alerts::expired_session(&app.pool, &session.session_id, session.expires_at, now, ip).await?;
+            alerts::expired_session(&app.pool, session, session.expires_at, now, ip).await?;
         }
         return Err(RelayError::Expired);
     }
@@ -170,7 +170,7 @@ pub async fn preflight(
     let approved = from_db(session.approved_amount).unwrap_or(0);
     let spend = req.spend();
     if app.config.alerts.unusual_spending_bps.is_unusual(spend, approved) {
-        alerts::unusual_spending(&app.pool, &session.session_id, spend, approved, request_ref).await?;
+        alerts::unusual_spending(&app.pool, session, spend, approved, request_ref).await?;
         if app.config.alerts.unusual_spending_blocks {
             return Err(RelayError::UnusualSpend);
         }
@@ -187,9 +187,9 @@ pub fn refuse_moved(app: &App, ip_changed: bool) -> Result<(), RelayError> {
 }
 
 /// After a relayed trade: the high-frequency rule.
-pub async fn after_trade(app: &App, session_id: &str, now: i64) -> Result<(), RelayError> {
+pub async fn after_trade(app: &App, session: &SessionRow, now: i64) -> Result<(), RelayError> {
     let a = &app.config.alerts;
-    alerts::high_frequency(&app.pool, session_id, a.high_frequency_trades, a.high_frequency_window_secs, now).await?;
+    alerts::high_frequency(&app.pool, session, a.high_frequency_trades, a.high_frequency_window_secs, now).await?;
     Ok(())
 }
 
@@ -239,7 +239,7 @@ pub async fn execute(
 
     let mut tx = app.pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('service.relay:' || $1, 0))")
-        .bind(&session.session_id)
+        .bind(session.id.to_string())
         .execute(&mut *tx)
         .await?;
 
@@ -248,11 +248,11 @@ pub async fn execute(
     let (total_spent, pending): (Decimal, Decimal) = sqlx::query_as(
         "SELECT s.total_spent,
                 COALESCE((SELECT sum(t.amount + COALESCE(t.fee_amount, 0)) FROM vault_transactions t
-                          WHERE t.session_id = s.session_id AND t.status = 'pending'
+                          WHERE t.session_ref = s.id AND t.status = 'pending'
                             AND t.transaction_type IN ('trade', 'top_up')), 0)
-         FROM ephemeral_sessions s WHERE s.session_id = $1",
+         FROM ephemeral_sessions s WHERE s.id = $1",
     )
-    .bind(&session.session_id)
+    .bind(session.id)
     .fetch_one(&mut *tx)
     .await?;
     let spend = req.spend();
@@ -337,7 +337,7 @@ pub async fn execute(
     let signature = transaction.signatures[0].to_string();
 
     sqlx::query("SELECT service_record_relay($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&session.session_id)
+        .bind(session.id)
         .bind(&signature)
         .bind(req.kind())
         .bind(to_db(amount))

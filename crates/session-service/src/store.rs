@@ -1,5 +1,10 @@
 //! The service's reads and writes of the shared tables.
 //!
+//! A session is one vault incarnation (migrations/0012): `ephemeral_sessions.id` is its key, and
+//! a session id names one only together with its parent wallet - the pair derives the vault -
+//! and then the newest incarnation of that vault. The service therefore never looks a session up
+//! by its id alone: always within the signed caller's wallet.
+//!
 //! The ephemeral_sessions row is shared with the indexer. The rule:
 //! - The indexer owns the chain columns (parent, delegate, vault, mint, times, amounts, status)
 //!   and upserts them from SessionCreated without touching the service's columns.
@@ -18,6 +23,8 @@ use vault_db::amount::to_db;
 
 #[derive(Clone, sqlx::FromRow)]
 pub struct SessionRow {
+    /// The session's key (`ephemeral_sessions.id`, `session_ref` elsewhere).
+    pub id: i32,
     pub session_id: String,
     pub parent_wallet: String,
     pub ephemeral_wallet: String,
@@ -42,6 +49,11 @@ pub struct SessionRow {
     pub user_agent: Option<String>,
     pub device_fingerprint: Option<String>,
     pub created_at_timestamp: chrono::DateTime<chrono::Utc>,
+    /// The slot and signature of the create_session that opened this incarnation; None while the
+    /// chain has not shown it (a registration ahead of the chain) or for a bootstrapped session.
+    pub created_slot: Option<i64>,
+    pub creation_signature: Option<String>,
+    pub bootstrapped: bool,
 }
 
 // No secret in here but the envelope, and that is ciphertext; still, keep it out of logs.
@@ -56,16 +68,42 @@ impl std::fmt::Debug for SessionRow {
     }
 }
 
-const SESSION_COLUMNS: &str = "session_id, parent_wallet, ephemeral_wallet, vault_pda, mint, created_at,
+const SESSION_COLUMNS: &str = "id, session_id, parent_wallet, ephemeral_wallet, vault_pda, mint, created_at,
     expires_at, last_activity, revoked_at, cleaned_at, status, is_active, approved_amount, per_trade_cap,
     total_deposited, total_spent, total_withdrawn, total_fee_top_ups, last_event_slot, encrypted_keypair,
-    user_ip, user_agent, device_fingerprint, created_at_timestamp";
+    user_ip, user_agent, device_fingerprint, created_at_timestamp, created_slot, creation_signature, bootstrapped";
 
-pub async fn session<'e>(db: impl PgExecutor<'e>, session_id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM ephemeral_sessions WHERE session_id = $1"))
-        .bind(session_id)
-        .fetch_optional(db)
-        .await
+/// Newest incarnation first: one registered ahead of the chain (there is one only while no
+/// incarnation of the vault is open), then by creation slot.
+const NEWEST_FIRST: &str =
+    "(creation_signature IS NULL AND NOT bootstrapped) DESC, COALESCE(created_slot, -1) DESC, id DESC";
+
+/// `parent`'s session `session_id`: the newest incarnation of their vault for that id.
+pub async fn session<'e>(
+    db: impl PgExecutor<'e>,
+    parent: &str,
+    session_id: &str,
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLUMNS} FROM ephemeral_sessions WHERE parent_wallet = $1 AND session_id = $2
+         ORDER BY {NEWEST_FIRST} LIMIT 1"
+    ))
+    .bind(parent)
+    .bind(session_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// True when some wallet other than `parent` has a session with this id (for the audit log's
+/// note; the caller still gets a plain 404).
+pub async fn id_used_by_another_wallet(pool: &PgPool, parent: &str, session_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM ephemeral_sessions WHERE session_id = $1 AND parent_wallet <> $2)",
+    )
+    .bind(session_id)
+    .bind(parent)
+    .fetch_one(pool)
+    .await
 }
 
 pub async fn sessions_of(
@@ -78,7 +116,7 @@ pub async fn sessions_of(
     sqlx::query_as(&format!(
         "SELECT {SESSION_COLUMNS} FROM ephemeral_sessions
          WHERE parent_wallet = $1 AND ($2::TEXT IS NULL OR status = $2)
-         ORDER BY id DESC LIMIT $3 OFFSET $4"
+         ORDER BY {NEWEST_FIRST} LIMIT $3 OFFSET $4"
     ))
     .bind(parent)
     .bind(status)
@@ -106,31 +144,62 @@ pub struct Registration<'a> {
 }
 
 pub enum Registered {
-    /// A new row (the chain has not shown the session yet).
-    Inserted,
-    /// The indexer's row, completed with the service's columns.
-    Completed,
+    /// A new row (the chain has not shown the session yet), with its key.
+    Inserted(i32),
+    /// The indexer's row (or an earlier registration without a key), completed with the
+    /// service's columns.
+    Completed(i32),
     /// Nothing written: the row belongs to another session shape, or has a key already.
     Refused,
 }
 
-/// The upsert described in the module docs.
-pub async fn register<'e>(db: impl PgExecutor<'e>, r: Registration<'_>) -> Result<Registered, sqlx::Error> {
-    let row: Option<(bool,)> = sqlx::query_as(
+/// The registration described in the module docs, in two steps: complete the vault's open
+/// incarnation the chain has shown (if any), else upsert the one registered-ahead row of the
+/// vault (the partial unique index `sessions_one_uncreated_per_vault`).
+pub async fn register(db: &mut PgConnection, r: Registration<'_>) -> Result<Registered, sqlx::Error> {
+    let open: Option<(i32, bool)> = sqlx::query_as(
+        "SELECT id, encrypted_keypair IS NULL AND parent_wallet = $2 AND ephemeral_wallet = $3
+         FROM ephemeral_sessions
+         WHERE vault_pda = $1 AND cleaned_at IS NULL AND (creation_signature IS NOT NULL OR bootstrapped)
+         ORDER BY COALESCE(created_slot, -1) DESC, id DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(r.vault_pda)
+    .bind(r.parent_wallet)
+    .bind(r.ephemeral_wallet)
+    .fetch_optional(&mut *db)
+    .await?;
+    if let Some((id, completable)) = open {
+        if !completable {
+            return Ok(Registered::Refused);
+        }
+        sqlx::query(
+            "UPDATE ephemeral_sessions SET encrypted_keypair = $2, user_ip = $3, user_agent = $4,
+                device_fingerprint = $5
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(r.envelope)
+        .bind(r.user_ip)
+        .bind(r.user_agent)
+        .bind(r.device_fingerprint)
+        .execute(&mut *db)
+        .await?;
+        return Ok(Registered::Completed(id));
+    }
+    let row: Option<(i32, bool)> = sqlx::query_as(
         "INSERT INTO ephemeral_sessions AS s (session_id, parent_wallet, ephemeral_wallet, vault_pda, mint,
              created_at, expires_at, approved_amount, per_trade_cap, encrypted_keypair, user_ip, user_agent,
              device_fingerprint)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (session_id) DO UPDATE SET
+         ON CONFLICT (vault_pda) WHERE creation_signature IS NULL AND cleaned_at IS NULL DO UPDATE SET
              encrypted_keypair = EXCLUDED.encrypted_keypair,
              user_ip = EXCLUDED.user_ip,
              user_agent = EXCLUDED.user_agent,
              device_fingerprint = EXCLUDED.device_fingerprint
          WHERE s.encrypted_keypair IS NULL
            AND s.parent_wallet = EXCLUDED.parent_wallet
-           AND s.vault_pda = EXCLUDED.vault_pda
            AND s.ephemeral_wallet = EXCLUDED.ephemeral_wallet
-         RETURNING (xmax = 0)",
+         RETURNING s.id, (xmax = 0)",
     )
     .bind(r.session_id)
     .bind(r.parent_wallet)
@@ -148,10 +217,18 @@ pub async fn register<'e>(db: impl PgExecutor<'e>, r: Registration<'_>) -> Resul
     .fetch_optional(db)
     .await?;
     Ok(match row {
-        Some((true,)) => Registered::Inserted,
-        Some((false,)) => Registered::Completed,
+        Some((id, true)) => Registered::Inserted(id),
+        Some((id, false)) => Registered::Completed(id),
         None => Registered::Refused,
     })
+}
+
+/// The session with key `id`.
+pub async fn session_by_ref<'e>(db: impl PgExecutor<'e>, id: i32) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM ephemeral_sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }
 
 /// One vault_transactions row as the API shows it.
@@ -174,17 +251,17 @@ pub struct TransactionRow {
 
 pub async fn transactions(
     pool: &PgPool,
-    session_id: &str,
+    session_ref: i32,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<TransactionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT transaction_signature, instruction_index, transaction_type, amount, fee_amount, trade_id,
                 status, confirmed_at, block_slot, error_message, metadata ->> 'source' AS source, created_at
-         FROM vault_transactions WHERE session_id = $1
+         FROM vault_transactions WHERE session_ref = $1
          ORDER BY id DESC LIMIT $2 OFFSET $3",
     )
-    .bind(session_id)
+    .bind(session_ref)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
@@ -207,13 +284,13 @@ pub struct AnalyticsRow {
 }
 
 /// The session's analytics row; None before the indexer has written one.
-pub async fn analytics(pool: &PgPool, session_id: &str) -> Result<Option<AnalyticsRow>, sqlx::Error> {
+pub async fn analytics(pool: &PgPool, session_ref: i32) -> Result<Option<AnalyticsRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT total_trades, successful_trades, failed_trades, total_volume, total_fees_paid, avg_trade_size,
                 avg_confirmation_time, session_duration, trades_per_minute, peak_activity_hour
-         FROM session_analytics WHERE session_id = $1",
+         FROM session_analytics WHERE session_ref = $1",
     )
-    .bind(session_id)
+    .bind(session_ref)
     .fetch_optional(pool)
     .await
 }
@@ -274,11 +351,14 @@ pub struct AlertRow {
 const ALERT_COLUMNS: &str =
     "id, session_id, alert_type, severity, description, metadata, is_resolved, resolved_at, resolved_by, created_at";
 
-/// Alerts of one parent's sessions (or, admin, all), newest first.
+/// Alerts of one parent's sessions (or, admin, all), newest first; of one session (`session_ref`)
+/// or of every session with an id (`session_id`) when given.
+#[allow(clippy::too_many_arguments)]
 pub async fn alerts(
     pool: &PgPool,
     parent: Option<&str>,
     session_id: Option<&str>,
+    session_ref: Option<i32>,
     unresolved_only: bool,
     limit: i64,
     offset: i64,
@@ -287,17 +367,19 @@ pub async fn alerts(
         "SELECT a.id, a.session_id, a.alert_type, a.severity, a.description, a.metadata, a.is_resolved,
                 a.resolved_at, a.resolved_by, a.created_at
          FROM security_alerts a
-         LEFT JOIN ephemeral_sessions s ON s.session_id = a.session_id
+         LEFT JOIN ephemeral_sessions s ON s.id = a.session_ref
          WHERE ($1::TEXT IS NULL OR s.parent_wallet = $1)
-           AND ($2::TEXT IS NULL OR a.session_id = $2)
+           AND ($2::INTEGER IS NULL OR a.session_ref = $2)
            AND (NOT $3 OR NOT a.is_resolved)
+           AND ($6::TEXT IS NULL OR a.session_id = $6)
          ORDER BY a.id DESC LIMIT $4 OFFSET $5",
     )
     .bind(parent)
-    .bind(session_id)
+    .bind(session_ref)
     .bind(unresolved_only)
     .bind(limit)
     .bind(offset)
+    .bind(session_id)
     .fetch_all(pool)
     .await
 }

@@ -32,6 +32,8 @@ pub struct KeyView {
 /// The public view of a session.
 #[derive(Debug, Serialize)]
 pub struct SessionView {
+    /// The session's key: one vault incarnation (`ephemeral_sessions.id`).
+    pub session_ref: i32,
     pub session_id: String,
     pub parent_wallet: String,
     pub ephemeral_wallet: String,
@@ -58,6 +60,10 @@ pub struct SessionView {
     pub device_fingerprint: Option<String>,
     pub registered_ip: Option<String>,
     pub registered_at: String,
+    /// The create_session that opened this incarnation of the vault: null until the chain shows
+    /// it (and for a session bootstrapped from its vault account).
+    pub created_slot: Option<i64>,
+    pub creation_signature: Option<String>,
 }
 
 impl SessionView {
@@ -73,6 +79,7 @@ impl SessionView {
         let remaining =
             if s.approved_amount >= s.total_spent { s.approved_amount - s.total_spent } else { Decimal::ZERO };
         SessionView {
+            session_ref: s.id,
             session_id: s.session_id.clone(),
             parent_wallet: s.parent_wallet.clone(),
             ephemeral_wallet: s.ephemeral_wallet.clone(),
@@ -98,6 +105,8 @@ impl SessionView {
             device_fingerprint: s.device_fingerprint.clone(),
             registered_ip: s.user_ip.clone(),
             registered_at: s.created_at_timestamp.to_rfc3339(),
+            created_slot: s.created_slot,
+            creation_signature: s.creation_signature.clone(),
         }
     }
 }

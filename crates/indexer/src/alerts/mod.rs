@@ -16,7 +16,8 @@ use vault_db::amount::{from_db, to_db};
 
 use crate::chain_tx::{ChainTx, TxFailure};
 use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
-use crate::ingest::{session_of_vault, session_uuid};
+use crate::decode::Cause;
+use crate::ingest::SessionKey;
 use ephemeral_vault::events::TradeExecuted;
 use ephemeral_vault::sdk::VaultEvent;
 
@@ -53,17 +54,15 @@ pub async fn apply(
     tx: &ChainTx,
     ordinal: usize,
     action: &VaultAction,
+    session: &SessionKey,
 ) -> Result<(), sqlx::Error> {
     match action {
-        VaultAction::Event(VaultEvent::TradeExecuted(trade)) => {
-            after_trade(db, rules, &session_uuid(&trade.session_id), tx, ordinal, trade).await
-        }
-        VaultAction::Refused { instruction, failure } => {
-            let Some(vault) = instruction.vault else { return Ok(()) };
-            match session_of_vault(db, &vault).await? {
-                Some(session_id) => after_refusal(db, rules, &session_id, tx, ordinal, instruction, failure).await,
-                None => Ok(()),
-            }
+        VaultAction::Event(VaultEvent::TradeExecuted(trade)) => after_trade(db, rules, session, tx, ordinal, trade).await,
+        // Only the vault's own refusals say anything about the session: an instruction rolled
+        // back by another program's failure, or failed in a program the vault called, carries no
+        // vault error code.
+        VaultAction::Refused { instruction, failure, cause } => {
+            after_refusal(db, rules, session, tx, ordinal, instruction, failure, cause).await
         }
         VaultAction::Event(_) => Ok(()),
     }
@@ -72,15 +71,15 @@ pub async fn apply(
 async fn after_trade(
     db: &mut PgConnection,
     rules: &AlertRules,
-    session_id: &str,
+    session: &SessionKey,
     tx: &ChainTx,
     ordinal: usize,
     trade: &TradeExecuted,
 ) -> Result<(), sqlx::Error> {
     let spent = u128::from(trade.amount) + u128::from(trade.fee);
     let approved: Option<(rust_decimal::Decimal,)> =
-        sqlx::query_as("SELECT approved_amount FROM ephemeral_sessions WHERE session_id = $1")
-            .bind(session_id)
+        sqlx::query_as("SELECT approved_amount FROM ephemeral_sessions WHERE id = $1")
+            .bind(session.id)
             .fetch_optional(&mut *db)
             .await?;
     // A stored amount that is not a u64 cannot come from the program; such a row is not judged.
@@ -90,7 +89,8 @@ async fn after_trade(
                 &mut *db,
                 "indexer",
                 Alert {
-                    session_id,
+                    session_id: &session.session_id,
+                    session_ref: Some(session.id),
                     alert_type: "unusual_spending",
                     severity: "high",
                     description: format!("trade {} spent {spent} of an approved {approved}", trade.trade_id),
@@ -106,10 +106,10 @@ async fn after_trade(
         let window = rules.high_frequency_window_secs.max(1);
         let (count,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM vault_transactions
-             WHERE session_id = $1 AND transaction_type = 'trade' AND status <> 'failed'
+             WHERE session_ref = $1 AND transaction_type = 'trade' AND status <> 'failed'
                AND confirmed_at > $2 - $3 AND confirmed_at <= $2",
         )
-        .bind(session_id)
+        .bind(session.id)
         .bind(trade.timestamp)
         .bind(window)
         .fetch_one(&mut *db)
@@ -120,12 +120,13 @@ async fn after_trade(
                 &mut *db,
                 "indexer",
                 Alert {
-                    session_id,
+                    session_id: &session.session_id,
+                    session_ref: Some(session.id),
                     alert_type: "high_frequency",
                     severity: "medium",
                     description: format!("{count} trades within {window} s"),
                     metadata: json!({"trades": count, "window_secs": window, "at": trade.timestamp, "volume_so_far": to_db(trade.totals.total_spent).to_string()}),
-                    dedup_key: format!("high_frequency:{session_id}:{bucket}"),
+                    dedup_key: format!("high_frequency:{}:{bucket}", session.id),
                 },
             )
             .await?;
@@ -134,15 +135,20 @@ async fn after_trade(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn after_refusal(
     db: &mut PgConnection,
     rules: &AlertRules,
-    session_id: &str,
+    session: &SessionKey,
     tx: &ChainTx,
     ordinal: usize,
     instruction: &VaultInstruction,
     failure: &TxFailure,
+    cause: &Cause,
 ) -> Result<(), sqlx::Error> {
+    if !cause.is_vault_refusal() {
+        return Ok(());
+    }
     let acts_on_funds = matches!(
         instruction.kind,
         InstructionKind::ExecuteTrade
@@ -155,7 +161,8 @@ async fn after_refusal(
             &mut *db,
             "indexer",
             Alert {
-                session_id,
+                session_id: &session.session_id,
+                session_ref: Some(session.id),
                 alert_type: "expired_session",
                 severity: "medium",
                 description: format!(

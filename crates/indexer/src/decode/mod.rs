@@ -4,14 +4,17 @@
 //! what changed, with totals after the change. Events are accepted only from inner instructions
 //! that this program sent to itself signed by its event authority, which no other program can
 //! sign for, so neither logs nor another program can forge them. A failed transaction emits no
-//! events (its effects were rolled back), so its top-level vault instructions are decoded from
-//! their discriminators and accounts instead, to record the refused attempt.
+//! events (its effects were rolled back), so its vault instructions - top-level ones and those
+//! another program reached by CPI - are decoded from their discriminators and accounts instead,
+//! each attributed to the instruction and program that failed (see [`attribution`]).
 
+mod attribution;
 mod instructions;
 
 use anchor_lang::prelude::Pubkey;
 use ephemeral_vault::sdk::{self, EventDecodeError, VaultEvent};
 
+pub use attribution::{vault_account_refused, Cause};
 pub use instructions::{InstructionDecodeError, InstructionKind, VaultInstruction};
 
 use crate::chain_tx::{ChainTx, TxFailure};
@@ -21,8 +24,9 @@ use crate::chain_tx::{ChainTx, TxFailure};
 pub enum VaultAction {
     /// An event from a transaction that landed.
     Event(VaultEvent),
-    /// A vault instruction in a transaction that failed.
-    Refused { instruction: VaultInstruction, failure: TxFailure },
+    /// A vault instruction in a transaction that failed: refused by the program (or a program it
+    /// called), or rolled back because another instruction failed ([`Cause`]).
+    Refused { instruction: VaultInstruction, failure: TxFailure, cause: Cause },
 }
 
 /// Why part of a transaction that names the program could not be read. Recorded (in
@@ -120,18 +124,29 @@ fn decode_events(tx: &ChainTx, decoded: &mut Decoded) {
 }
 
 fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
+    let program = ephemeral_vault::ID;
+    let mut found = vec![];
     for (index, ix) in tx.instructions.iter().enumerate() {
-        if tx.program_of(ix) != Some(&ephemeral_vault::ID) {
-            continue;
+        let inner = tx.inner_instructions.get(index).map(Vec::as_slice).unwrap_or(&[]);
+        let invocations = std::iter::once(ix).chain(inner).enumerate();
+        for (invocation, raw) in invocations.filter(|(_, raw)| tx.program_of(raw) == Some(&program)) {
+            if invocation > 0 && sdk::decode_event_cpi(&raw.data).is_some() {
+                continue; // an event of a vault instruction: its effects were rolled back with it
+            }
+            let Some(accounts) = tx.accounts_of(raw) else {
+                decoded.problems.push(DecodeError::AccountIndexOutOfRange { index });
+                continue;
+            };
+            match instructions::decode_instruction(&raw.data, &accounts) {
+                Ok(instruction) => found.push((attribution::Site { top_level: index, invocation }, instruction)),
+                Err(error) => decoded.problems.push(DecodeError::Instruction { index, error }),
+            }
         }
-        let Some(accounts) = tx.accounts_of(ix) else {
-            decoded.problems.push(DecodeError::AccountIndexOutOfRange { index });
-            continue;
-        };
-        match instructions::decode_instruction(&ix.data, &accounts) {
-            Ok(instruction) => decoded.actions.push(VaultAction::Refused { instruction, failure: failure.clone() }),
-            Err(error) => decoded.problems.push(DecodeError::Instruction { index, error }),
-        }
+    }
+    let sites: Vec<_> = found.iter().map(|(site, _)| *site).collect();
+    let causes = attribution::attribute(tx, failure, &sites);
+    for ((_, instruction), cause) in found.into_iter().zip(causes) {
+        decoded.actions.push(VaultAction::Refused { instruction, failure: failure.clone(), cause });
     }
 }
 

@@ -107,6 +107,9 @@ fn entry(action: &VaultAction) -> Entry {
     }
 }
 
+/// Appends the entry of one action. It names the vault (`target`) and the session id, not the
+/// incarnation's row: the entry is the chain's fact, the same whenever and in whatever order it
+/// is indexed.
 pub async fn record(
     db: &mut PgConnection,
     tx: &ChainTx,
@@ -116,7 +119,7 @@ pub async fn record(
     let entry = entry(action);
     let (success, error) = match action {
         VaultAction::Event(_) => (true, None),
-        VaultAction::Refused { failure, .. } => (false, Some(failure.describe())),
+        VaultAction::Refused { failure, cause, .. } => (false, Some(cause.describe(failure))),
     };
     sqlx::query(
         "INSERT INTO audit_log (session_id, parent_wallet, action, actor, target, success, error_message, metadata)

@@ -7,16 +7,19 @@
 //! running totals only move forward, so a replayed or reordered transaction changes nothing.
 
 mod audit;
+pub mod bootstrap;
 mod parking;
 mod rows;
 
-pub use rows::{session_of_vault, session_uuid};
+pub use rows::{incarnation, session_uuid, SessionKey};
 
+use anchor_lang::prelude::Pubkey;
+use ephemeral_vault::sdk::VaultEvent;
 use sqlx::{PgConnection, PgPool};
 
 use crate::alerts;
 use crate::alerts::AlertRules;
-use crate::decode::{action_vault, DecodedTx, VaultAction};
+use crate::decode::{action_vault, vault_account_refused, DecodedTx, InstructionKind, VaultAction};
 use crate::sources::{Cursor, Unreadable};
 
 /// What happened to one transaction.
@@ -41,16 +44,50 @@ pub struct BatchReport {
     pub ignored: usize,
     /// Parked transactions applied because their session arrived in this batch.
     pub unparked: usize,
+    /// Parked transactions moved to indexer_skipped: no session within the parking limit.
+    pub expired: u64,
+    /// Sessions written from their vault account's state (see [`bootstrap`]).
+    pub bootstrapped: usize,
 }
 
-#[derive(Clone, Debug, Default)]
+/// How long a transaction may wait for its session by default: 9,000 slots, about an hour at
+/// the 400 ms slot time Solana targets - far more than any reordering between sources.
+pub const DEFAULT_PARK_MAX_SLOTS: u64 = 9_000;
+
+#[derive(Clone)]
 pub struct Ingest {
     pub rules: AlertRules,
+    /// Slots a parked transaction waits for its session before it moves to indexer_skipped.
+    pub park_max_slots: u64,
+    /// Where unknown vaults are read from; None = never bootstrap (they park).
+    pub bootstrap: Option<std::sync::Arc<dyn bootstrap::VaultAccounts>>,
+}
+
+impl Default for Ingest {
+    fn default() -> Self {
+        Self::new(AlertRules::default())
+    }
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("rules", &self.rules)
+            .field("park_max_slots", &self.park_max_slots)
+            .field("bootstrap", &self.bootstrap.is_some())
+            .finish()
+    }
 }
 
 impl Ingest {
     pub fn new(rules: AlertRules) -> Self {
-        Self { rules }
+        Self { rules, park_max_slots: DEFAULT_PARK_MAX_SLOTS, bootstrap: None }
+    }
+
+    /// Reads unknown vaults from `accounts` (see [`bootstrap`]).
+    pub fn with_bootstrap(mut self, accounts: std::sync::Arc<dyn bootstrap::VaultAccounts>) -> Self {
+        self.bootstrap = Some(accounts);
+        self
     }
 
     /// Writes `txs` and moves `source`'s cursor to `cursor`, atomically.
@@ -75,20 +112,34 @@ impl Ingest {
         unreadable: &[Unreadable],
         cursor: Option<&Cursor>,
     ) -> Result<BatchReport, sqlx::Error> {
+        // Read from the chain before the database transaction opens: no lock waits on a node.
+        let bootstrapped = self.read_unknown_vaults(pool, txs).await?;
         let mut db = pool.begin().await?;
-        let mut report = BatchReport::default();
+        let mut report = BatchReport { bootstrapped: bootstrapped.len(), ..BatchReport::default() };
+        let mut opened: Vec<Pubkey> = vec![];
+        for state in &bootstrapped {
+            bootstrap::write(&mut db, state).await?;
+            opened.push(state.address);
+        }
         for item in unreadable {
             parking::record_unreadable(&mut db, item).await?;
         }
         for tx in txs {
             match self.apply(&mut db, tx).await? {
-                TxOutcome::Written { .. } => report.written += 1,
+                TxOutcome::Written { .. } => {
+                    report.written += 1;
+                    opened.extend(created_vaults(tx));
+                }
                 TxOutcome::Parked => report.parked += 1,
                 TxOutcome::Skipped(_) => report.skipped += 1,
                 TxOutcome::Ignored => report.ignored += 1,
             }
         }
-        report.unparked = self.apply_unparked(&mut db).await?;
+        report.unparked = self.apply_unparked(&mut db, &opened).await?;
+        let newest_slot = txs.iter().map(|t| t.tx.slot).chain(cursor.map(|c| c.slot)).max();
+        if let Some(newest_slot) = newest_slot {
+            report.expired = parking::expire(&mut db, newest_slot, self.park_max_slots).await?;
+        }
         if let Some(cursor) = cursor {
             store_cursor(&mut db, source, cursor).await?;
         }
@@ -98,6 +149,13 @@ impl Ingest {
 
     /// Applies one decoded transaction inside the caller's database transaction: its rows and
     /// audit entries first, then the alert rules over what was written.
+    ///
+    /// Each action is folded into the incarnation of its vault that it belongs to
+    /// ([`rows::incarnation`]). A landed transaction whose event names a vault with no indexed
+    /// incarnation waits in indexer_parked (its session's creation is still to come, or was
+    /// before this indexer's history and the vault could not be bootstrapped). A failed
+    /// transaction never waits: what it tried on an unknown vault - or a refused create_session,
+    /// which has no session at all - is recorded in the audit log at once.
     pub async fn apply(&self, db: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<TxOutcome, sqlx::Error> {
         let DecodedTx { tx, decoded } = decoded_tx;
         if decoded.actions.is_empty() {
@@ -109,32 +167,43 @@ impl Ingest {
             parking::record_skipped(db, tx, &reason).await?;
             return Ok(TxOutcome::Skipped(reason));
         }
-        // Every session an action touches must already be indexed (or be created in this very
-        // transaction), else the whole transaction waits: its rows reference the session.
-        let created: Vec<_> = decoded
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                VaultAction::Event(ephemeral_vault::sdk::VaultEvent::SessionCreated(e)) => Some(e.vault),
-                _ => None,
-            })
-            .collect();
-        let mut touched: Vec<_> =
-            decoded.actions.iter().filter_map(action_vault).filter(|v| !created.contains(v)).collect();
-        touched.sort();
-        touched.dedup();
-        for vault in &touched {
-            if !rows::session_exists(db, vault).await? {
-                parking::park(db, tx, vault).await?;
+        if tx.failure.is_none() {
+            if let Some(vault) = self.first_unknown_vault(db, decoded_tx).await? {
+                parking::park(db, tx, &vault).await?;
                 return Ok(TxOutcome::Parked);
             }
+        } else if let Some(vault) = self.refusal_waiting_on(db, decoded_tx).await? {
+            // Recorded at once (the audit entries are idempotent, so applying it later adds
+            // nothing to them); its failed rows wait, bounded, for the session they belong to.
+            for (ordinal, action) in decoded.actions.iter().enumerate() {
+                audit::record(db, tx, ordinal, action).await?;
+            }
+            parking::park(db, tx, &vault).await?;
+            return Ok(TxOutcome::Parked);
         }
+        let mut sessions = Vec::with_capacity(decoded.actions.len());
         for (ordinal, action) in decoded.actions.iter().enumerate() {
-            rows::apply_action(db, tx, ordinal, action).await?;
+            let session = match action {
+                VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                    Some(rows::session_created(db, tx, ordinal, e).await?)
+                }
+                // A refused creation made no session: nothing to attach it to.
+                VaultAction::Refused { instruction, .. } if instruction.kind == InstructionKind::CreateSession => None,
+                _ => match action_vault(action) {
+                    Some(vault) => rows::incarnation(db, &vault, tx, ordinal).await?,
+                    None => None,
+                },
+            };
+            if let Some(session) = &session {
+                rows::apply_action(db, tx, ordinal, action, session).await?;
+            }
             audit::record(db, tx, ordinal, action).await?;
+            sessions.push(session);
         }
-        for (ordinal, action) in decoded.actions.iter().enumerate() {
-            alerts::apply(db, &self.rules, tx, ordinal, action).await?;
+        for (ordinal, (action, session)) in decoded.actions.iter().zip(&sessions).enumerate() {
+            if let Some(session) = session {
+                alerts::apply(db, &self.rules, tx, ordinal, action, session).await?;
+            }
         }
         if !decoded.problems.is_empty() {
             tracing::warn!(signature = %tx.signature, problems = %decoded.problems_text(), "parts of a transaction were not decoded");
@@ -142,22 +211,107 @@ impl Ingest {
         Ok(TxOutcome::Written { actions: decoded.actions.len() })
     }
 
-    /// Applies parked transactions whose session now exists, oldest first.
-    pub(crate) async fn apply_unparked(&self, db: &mut PgConnection) -> Result<usize, sqlx::Error> {
-        let mut applied = 0;
-        loop {
-            let ready = parking::ready(db).await?;
-            if ready.is_empty() {
-                return Ok(applied);
-            }
-            for tx in ready {
-                parking::unpark(db, &tx.signature).await?;
-                if matches!(self.apply(db, &DecodedTx::new(tx)).await?, TxOutcome::Written { .. }) {
-                    applied += 1;
-                }
+    /// The accounts of the vaults this batch names without a session row, when bootstrapping is
+    /// on. A node that cannot answer is logged and left: those transactions park, as without it.
+    async fn read_unknown_vaults(
+        &self,
+        pool: &PgPool,
+        txs: &[DecodedTx],
+    ) -> Result<Vec<bootstrap::VaultState>, sqlx::Error> {
+        let Some(accounts) = &self.bootstrap else { return Ok(vec![]) };
+        let unknown = bootstrap::unknown_vaults(pool, txs).await?;
+        if unknown.is_empty() {
+            return Ok(vec![]);
+        }
+        match accounts.vaults(&unknown).await {
+            Ok(states) => Ok(states),
+            Err(e) => {
+                tracing::warn!(error = %e, vaults = unknown.len(), "could not read unknown vaults; their transactions park");
+                Ok(vec![])
             }
         }
     }
+
+    /// A vault a refused instruction of this failed transaction names that existed when it was
+    /// refused (the program did not refuse the vault account itself) but has no indexed
+    /// incarnation yet: its session is still to come. None for a refused create_session (it
+    /// made no session) and for an account that was no vault.
+    async fn refusal_waiting_on(
+        &self,
+        db: &mut PgConnection,
+        decoded_tx: &DecodedTx,
+    ) -> Result<Option<Pubkey>, sqlx::Error> {
+        let DecodedTx { tx, decoded } = decoded_tx;
+        if tx.failure.as_ref().is_some_and(|failure| vault_account_refused(tx, failure)) {
+            return Ok(None);
+        }
+        for (ordinal, action) in decoded.actions.iter().enumerate() {
+            let VaultAction::Refused { instruction, .. } = action else { continue };
+            if instruction.kind == InstructionKind::CreateSession {
+                continue;
+            }
+            let Some(vault) = instruction.vault else { continue };
+            if rows::incarnation(db, &vault, tx, ordinal).await?.is_none() {
+                return Ok(Some(vault));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first vault an event of this landed transaction names that has no incarnation at the
+    /// event's position (one created earlier in the same transaction counts).
+    async fn first_unknown_vault(
+        &self,
+        db: &mut PgConnection,
+        decoded_tx: &DecodedTx,
+    ) -> Result<Option<Pubkey>, sqlx::Error> {
+        let DecodedTx { tx, decoded } = decoded_tx;
+        let mut created = vec![];
+        for (ordinal, action) in decoded.actions.iter().enumerate() {
+            if let VaultAction::Event(VaultEvent::SessionCreated(e)) = action {
+                created.push(e.vault);
+                continue;
+            }
+            let Some(vault) = action_vault(action) else { continue };
+            if !created.contains(&vault) && rows::incarnation(db, &vault, tx, ordinal).await?.is_none() {
+                return Ok(Some(vault));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies parked transactions whose vault got an incarnation in this batch (`vaults`),
+    /// oldest first, until none is left to apply: O(what is parked for those vaults).
+    pub(crate) async fn apply_unparked(&self, db: &mut PgConnection, vaults: &[Pubkey]) -> Result<usize, sqlx::Error> {
+        let mut applied = 0;
+        let mut waiting_on: Vec<Pubkey> = vaults.to_vec();
+        while !waiting_on.is_empty() {
+            let ready = parking::parked_for(db, &waiting_on).await?;
+            waiting_on.clear();
+            for tx in ready {
+                parking::unpark(db, &tx.signature).await?;
+                let decoded = DecodedTx::new(tx);
+                if matches!(self.apply(db, &decoded).await?, TxOutcome::Written { .. }) {
+                    applied += 1;
+                    waiting_on.extend(created_vaults(&decoded));
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// The vaults a transaction opens an incarnation of (its SessionCreated events).
+pub(crate) fn created_vaults(decoded: &DecodedTx) -> Vec<Pubkey> {
+    decoded
+        .decoded
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            VaultAction::Event(VaultEvent::SessionCreated(e)) => Some(e.vault),
+            _ => None,
+        })
+        .collect()
 }
 
 pub async fn load_cursor(pool: &PgPool, source: &str) -> Result<Option<Cursor>, sqlx::Error> {

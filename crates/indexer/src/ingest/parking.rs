@@ -22,16 +22,43 @@ pub async fn park(db: &mut PgConnection, tx: &ChainTx, vault: &Pubkey) -> Result
     Ok(())
 }
 
-/// Parked transactions whose vault now has a session row, in chain order.
-pub async fn ready(db: &mut PgConnection) -> Result<Vec<ChainTx>, sqlx::Error> {
+/// Parked transactions waiting on any of `vaults`, in chain order (an index scan per vault).
+pub async fn parked_for(db: &mut PgConnection, vaults: &[Pubkey]) -> Result<Vec<ChainTx>, sqlx::Error> {
+    if vaults.is_empty() {
+        return Ok(vec![]);
+    }
+    let addresses: Vec<String> = vaults.iter().map(ToString::to_string).collect();
     let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT p.chain_tx FROM indexer_parked p
-         WHERE EXISTS (SELECT 1 FROM ephemeral_sessions s WHERE s.vault_pda = p.vault_pda)
-         ORDER BY p.block_slot, p.transaction_signature",
+        "SELECT chain_tx FROM indexer_parked WHERE vault_pda = ANY($1)
+         ORDER BY block_slot, transaction_signature",
     )
+    .bind(&addresses)
     .fetch_all(db)
     .await?;
     rows.into_iter().map(|(json,)| serde_json::from_value(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))).collect()
+}
+
+/// Moves what has been parked for more than `max_slots` slots before `newest_slot` to
+/// indexer_skipped (kind `session_unknown`, the transaction kept for `reprocess`); returns how
+/// many. An index range scan on block_slot: only the expired rows are read.
+pub async fn expire(db: &mut PgConnection, newest_slot: u64, max_slots: u64) -> Result<u64, sqlx::Error> {
+    let Some(before) = newest_slot.checked_sub(max_slots) else { return Ok(0) };
+    let moved = sqlx::query(
+        "WITH expired AS (
+            DELETE FROM indexer_parked WHERE block_slot < $1
+            RETURNING transaction_signature, block_slot, vault_pda, chain_tx)
+         INSERT INTO indexer_skipped (transaction_signature, block_slot, reason, kind, raw_format, raw)
+         SELECT transaction_signature, block_slot,
+                'no session of vault ' || vault_pda || ' was indexed within ' || $2 || ' slots',
+                'session_unknown', 'chain_tx', chain_tx
+         FROM expired
+         ON CONFLICT (transaction_signature) DO NOTHING",
+    )
+    .bind(i64::try_from(before).unwrap_or(i64::MAX))
+    .bind(max_slots.to_string())
+    .execute(db)
+    .await?;
+    Ok(moved.rows_affected())
 }
 
 pub async fn unpark(db: &mut PgConnection, signature: &str) -> Result<(), sqlx::Error> {

@@ -135,7 +135,7 @@ pub struct RpcSource {
     metrics: Option<Arc<IndexerMetrics>>,
 }
 
-fn commitment_config(commitment: Commitment) -> CommitmentConfig {
+pub(crate) fn commitment_config(commitment: Commitment) -> CommitmentConfig {
     match commitment {
         Commitment::Confirmed => CommitmentConfig::confirmed(),
         Commitment::Finalized => CommitmentConfig::finalized(),
