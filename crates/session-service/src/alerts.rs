@@ -24,7 +24,12 @@ async fn raise(pool: &PgPool, alert: Alert<'_>) -> Result<bool, sqlx::Error> {
     vault_db::alerts::raise(pool, "service", alert).await
 }
 
-pub async fn ip_change(pool: &PgPool, session: &SessionRow, registered: &str, now_ip: &str) -> Result<bool, sqlx::Error> {
+pub async fn ip_change(
+    pool: &PgPool,
+    session: &SessionRow,
+    registered: &str,
+    now_ip: &str,
+) -> Result<bool, sqlx::Error> {
     raise(
         pool,
         Alert {

@@ -344,16 +344,15 @@ async fn register(State(app): State<Arc<App>>, caller: Caller, audit: Audit, bod
         },
     )
     .await?;
-    let (chain_row, session_ref) = match registered {
-        Registered::Inserted(id) => ("awaiting_chain", id),
-        Registered::Completed(id) => ("present", id),
-        Registered::Refused => {
-            return Err(ApiError::conflict(
+    let (chain_row, session_ref) =
+        match registered {
+            Registered::Inserted(id) => ("awaiting_chain", id),
+            Registered::Completed(id) => ("present", id),
+            Registered::Refused => return Err(ApiError::conflict(
                 "already_registered",
                 "this session id is registered already, or its chain record names another parent, vault or delegate",
-            ))
-        }
-    };
+            )),
+        };
     audit.meta("key_kind", json!(kind.as_str()));
     audit.meta("chain_row", json!(chain_row));
     audit.meta("session_ref", json!(session_ref));
@@ -487,16 +486,9 @@ async fn list_alerts(
         Some(id) => Some(store::session(&app.pool, &caller.wallet, id).await?.map(|s| s.id).unwrap_or(0)),
         None => None,
     };
-    let list = store::alerts(
-        &app.pool,
-        Some(&caller.wallet),
-        None,
-        session_ref,
-        q.unresolved.unwrap_or(false),
-        limit,
-        offset,
-    )
-    .await?;
+    let list =
+        store::alerts(&app.pool, Some(&caller.wallet), None, session_ref, q.unresolved.unwrap_or(false), limit, offset)
+            .await?;
     ok(AlertList { alerts: list.into_iter().map(Into::into).collect() })
 }
 

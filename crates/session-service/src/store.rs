@@ -97,13 +97,11 @@ pub async fn session<'e>(
 /// True when some wallet other than `parent` has a session with this id (for the audit log's
 /// note; the caller still gets a plain 404).
 pub async fn id_used_by_another_wallet(pool: &PgPool, parent: &str, session_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM ephemeral_sessions WHERE session_id = $1 AND parent_wallet <> $2)",
-    )
-    .bind(session_id)
-    .bind(parent)
-    .fetch_one(pool)
-    .await
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ephemeral_sessions WHERE session_id = $1 AND parent_wallet <> $2)")
+        .bind(session_id)
+        .bind(parent)
+        .fetch_one(pool)
+        .await
 }
 
 pub async fn sessions_of(

@@ -15,8 +15,8 @@ use vault_db::alerts::{raise, Alert, UnusualSpending};
 use vault_db::amount::{from_db, to_db};
 
 use crate::chain_tx::{ChainTx, TxFailure};
-use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
 use crate::decode::Cause;
+use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
 use crate::ingest::SessionKey;
 use ephemeral_vault::events::TradeExecuted;
 use ephemeral_vault::sdk::VaultEvent;
@@ -57,7 +57,9 @@ pub async fn apply(
     session: &SessionKey,
 ) -> Result<(), sqlx::Error> {
     match action {
-        VaultAction::Event(VaultEvent::TradeExecuted(trade)) => after_trade(db, rules, session, tx, ordinal, trade).await,
+        VaultAction::Event(VaultEvent::TradeExecuted(trade)) => {
+            after_trade(db, rules, session, tx, ordinal, trade).await
+        }
         // Only the vault's own refusals say anything about the session: an instruction rolled
         // back by another program's failure, or failed in a program the vault called, carries no
         // vault error code.

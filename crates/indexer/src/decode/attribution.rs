@@ -42,7 +42,8 @@ impl Cause {
             Cause::Failed { program: Some(program) } => format!("program {program} failed: {}", failure.message),
             Cause::Failed { program: None } => failure.message.clone(),
             Cause::RolledBack { instruction_index, program } => {
-                let at = instruction_index.map(|i| format!("instruction {i}")).unwrap_or_else(|| "an instruction".into());
+                let at =
+                    instruction_index.map(|i| format!("instruction {i}")).unwrap_or_else(|| "an instruction".into());
                 let by = program.map(|p| format!(" (program {p})")).unwrap_or_default();
                 format!("rolled back: {at}{by} failed: {}", failure.message)
             }
@@ -127,11 +128,10 @@ pub struct Site {
 pub fn attribute(tx: &ChainTx, failure: &TxFailure, sites: &[Site]) -> Vec<Cause> {
     let failing_top = failure.instruction_index.map(usize::from);
     let innermost = innermost_failed(&tx.logs);
-    let failing_top_program = failing_top.and_then(|i| tx.instructions.get(i)).and_then(|ix| tx.program_of(ix)).copied();
-    let rolled_back = Cause::RolledBack {
-        instruction_index: failure.instruction_index,
-        program: innermost.or(failing_top_program),
-    };
+    let failing_top_program =
+        failing_top.and_then(|i| tx.instructions.get(i)).and_then(|ix| tx.program_of(ix)).copied();
+    let rolled_back =
+        Cause::RolledBack { instruction_index: failure.instruction_index, program: innermost.or(failing_top_program) };
     let groups = invocations(&tx.logs).filter(|groups| logs_match(tx, groups));
     sites
         .iter()

@@ -31,6 +31,18 @@ pub struct VaultState {
     pub slot: u64,
 }
 
+impl VaultState {
+    /// The account's state if it is this program's Vault (owner, then Anchor's discriminator:
+    /// any other account type of the program is refused too).
+    pub fn read(address: Pubkey, owner: &Pubkey, data: &[u8], slot: u64) -> Option<Self> {
+        if *owner != ephemeral_vault::ID {
+            return None;
+        }
+        let vault = Vault::try_deserialize(&mut &data[..]).ok()?;
+        Some(Self { address, vault, slot })
+    }
+}
+
 /// Where vault accounts are read from.
 #[async_trait::async_trait]
 pub trait VaultAccounts: Send + Sync {
@@ -62,13 +74,8 @@ impl VaultAccounts for RpcVaultAccounts {
             let answer = self.client.get_multiple_accounts_with_commitment(chunk, self.client.commitment()).await?;
             let slot = answer.context.slot;
             for (address, account) in chunk.iter().zip(answer.value) {
-                let Some(account) = account else { continue };
-                if account.owner != ephemeral_vault::ID {
-                    continue;
-                }
-                // The discriminator check refuses any other account type of the program.
-                if let Ok(vault) = Vault::try_deserialize(&mut account.data.as_slice()) {
-                    found.push(VaultState { address: *address, vault, slot });
+                if let Some(account) = account {
+                    found.extend(VaultState::read(*address, &account.owner, &account.data, slot));
                 }
             }
         }

@@ -97,29 +97,41 @@ pub async fn reference_rows(txs: &[ChainTx]) -> Vec<String> {
 /// Every row the indexer writes, in a canonical order, without the columns that differ between
 /// runs by nature (serial ids, wall-clock timestamps, audit hashes).
 pub async fn dump(pool: &PgPool) -> Vec<String> {
+    // Rows that belong to a session name it by its incarnation - the vault and the creation
+    // that opened it (`incarnation`) - not by the serial session_ref, which depends on the order
+    // rows were written in.
+    const INCARNATION: &str = "(SELECT concat_ws('@', s.vault_pda, s.creation_signature, s.creation_instruction_index,
+        s.bootstrapped) FROM ephemeral_sessions s WHERE s.id = session_ref)";
     let queries = [
         "SELECT concat_ws('|', session_id, parent_wallet, ephemeral_wallet, vault_pda, mint, created_at, expires_at,
             last_activity, revoked_at, cleaned_at, status, is_active, approved_amount, per_trade_cap, total_deposited,
-            total_spent, total_withdrawn, total_fee_top_ups) FROM ephemeral_sessions ORDER BY session_id",
-        "SELECT concat_ws('|', session_id, transaction_signature, instruction_index, transaction_type, amount, fee_amount,
-            trade_id, status, confirmed_at, block_slot, metadata::text, error_message) FROM vault_transactions
-            ORDER BY transaction_signature, instruction_index",
-        "SELECT concat_ws('|', session_id, vault_pda, delegate_wallet, approved_at, revoked_at, approval_signature,
-            revocation_signature, is_active, rotation) FROM delegation_history ORDER BY session_id, rotation",
-        "SELECT concat_ws('|', session_id, vault_pda, returned_to_parent, cleanup_reward, rent_returned, cleanup_caller,
-            cleanup_signature, cleanup_timestamp, cleanup_reason) FROM cleanup_events ORDER BY session_id",
-        "SELECT concat_ws('|', session_id, total_trades, successful_trades, failed_trades, total_volume, total_fees_paid,
-            avg_trade_size) FROM session_analytics ORDER BY session_id",
-        "SELECT concat_ws('|', session_id, alert_type, severity, description, metadata::text) FROM security_alerts
-            ORDER BY metadata->>'dedup_key'",
+            total_spent, total_withdrawn, total_fee_top_ups, created_slot, creation_signature, creation_instruction_index,
+            bootstrapped) FROM ephemeral_sessions ORDER BY session_id, vault_pda, created_slot"
+            .to_string(),
+        format!("SELECT concat_ws('|', {INCARNATION}, session_id, transaction_signature, instruction_index, transaction_type,
+            amount, fee_amount, trade_id, status, confirmed_at, block_slot, metadata::text, error_message)
+            FROM vault_transactions ORDER BY transaction_signature, instruction_index"),
+        format!("SELECT concat_ws('|', {INCARNATION}, session_id, vault_pda, delegate_wallet, approved_at, revoked_at,
+            approval_signature, revocation_signature, is_active, rotation) FROM delegation_history
+            ORDER BY 1"),
+        format!("SELECT concat_ws('|', {INCARNATION}, session_id, vault_pda, returned_to_parent, cleanup_reward,
+            rent_returned, cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason) FROM cleanup_events
+            ORDER BY 1"),
+        format!("SELECT concat_ws('|', {INCARNATION}, session_id, total_trades, successful_trades, failed_trades,
+            total_volume, total_fees_paid, avg_trade_size) FROM session_analytics ORDER BY 1"),
+        format!("SELECT concat_ws('|', {INCARNATION}, session_id, alert_type, severity, description, metadata::text)
+            FROM security_alerts ORDER BY metadata->>'dedup_key', 1"),
         "SELECT concat_ws('|', session_id, parent_wallet, action, actor, target, success, error_message, metadata::text)
-            FROM audit_log ORDER BY metadata->>'chain_ref'",
-        "SELECT concat_ws('|', transaction_signature, reason) FROM indexer_skipped ORDER BY transaction_signature",
-        "SELECT concat_ws('|', transaction_signature, vault_pda) FROM indexer_parked ORDER BY transaction_signature",
+            FROM audit_log ORDER BY metadata->>'chain_ref'"
+            .to_string(),
+        "SELECT concat_ws('|', transaction_signature, reason) FROM indexer_skipped ORDER BY transaction_signature"
+            .to_string(),
+        "SELECT concat_ws('|', transaction_signature, vault_pda) FROM indexer_parked ORDER BY transaction_signature"
+            .to_string(),
     ];
     let mut rows = vec![];
     for query in queries {
-        let table: Vec<(Option<String>,)> = sqlx::query_as(query).fetch_all(pool).await.expect(query);
+        let table: Vec<(Option<String>,)> = sqlx::query_as(&query).fetch_all(pool).await.expect(&query);
         rows.push(format!(
             "-- {}",
             query.split_whitespace().find(|w| w.ends_with("_sessions") || w.contains('_')).unwrap_or("")
