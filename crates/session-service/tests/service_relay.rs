@@ -378,3 +378,85 @@ async fn a_sent_trade_whose_audit_fails_keeps_its_pending_row_and_fails_the_requ
     let rows = tx_rows(&h, &s.session_id).await;
     assert_eq!(rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect::<Vec<_>>(), vec![("trade", "pending")]);
 }
+
+fn s_parent(key: &SigningKey) -> String {
+    Keypair::new_from_array(key.to_bytes()).pubkey().to_string()
+}
+
+/// Indexes everything the world has executed into the harness's database, as the indexer would.
+async fn index_world(h: &Harness, world: &Arc<Mutex<VaultWorld>>) {
+    let txs: Vec<_> = world
+        .lock()
+        .unwrap()
+        .history
+        .iter()
+        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
+        .map(vault_devkit::recorded::chain_tx)
+        .collect();
+    let decoded = vault_indexer::decode::decode_all(&txs);
+    vault_indexer::ingest::Ingest::default().write_batch(&h.db.pool, "test", &decoded, None).await.expect("indexed");
+}
+
+/// Session ids are public (every event carries one) and a vault is derived from the parent and
+/// the id, so anyone may open a session under a live session's id. The service names a session
+/// by the signing wallet and the id: B's play with A's id never reaches A's session.
+#[tokio::test]
+async fn another_wallet_reusing_a_session_id_leaves_the_first_sessions_relay_alone() {
+    let mut config = test_config();
+    quiet_alerts(&mut config);
+    let (h, world) = relay_harness(config).await;
+    let a = random_key();
+    let s = open_session(&h, &world, &a, 10 * SOL, SOL, 5 * SOL, None).await;
+    index_world(&h, &world).await;
+    let dest = Keypair::new().pubkey().to_string();
+    let r = trade(&h, &a, &s, 1, SOL / 10, 0, &dest, None).await;
+    assert_eq!((r.status, r.body["result"].as_str()), (200, Some("landed")), "{:?}", r.body);
+
+    // B: create_session under A's id with the shortest duration, revoke, cleanup - one transaction.
+    let b = random_key();
+    let b_parent = Keypair::new_from_array(b.to_bytes());
+    {
+        let mut w = world.lock().unwrap();
+        w.svm.airdrop(&b_parent.pubkey(), 10 * SOL).unwrap();
+        let session = sdk::SessionRef { parent: b_parent.pubkey(), session_id: s.id_bytes, asset: Asset::Sol };
+        let args = CreateSessionArgs {
+            session_id: s.id_bytes,
+            approved_amount: 10_000,
+            per_trade_cap: 10_000,
+            duration_secs: ephemeral_vault_testkit::default_params().min_session_duration,
+            destinations: vec![],
+            initial_deposit: 0,
+            fee_top_up: 0,
+        };
+        let ixs = [
+            sdk::create_session(b_parent.pubkey(), Keypair::new().pubkey(), Asset::Sol, None, args),
+            sdk::revoke_session(&session),
+            sdk::cleanup_vault(&session, b_parent.pubkey(), None),
+        ];
+        w.send(&ixs, &b_parent, &[]).expect("B's transaction");
+    }
+    index_world(&h, &world).await;
+
+    // A's session is as it was, and its relay keeps working.
+    let r = send_from(&h, &a, "GET", &format!("/v1/sessions/{}", s.session_id), None, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["approved_amount"].as_str()), (Some("active"), Some("10000000000")));
+    assert_eq!(r.body["vault_pda"].as_str(), Some(s.vault(&a).as_str()));
+    let a_ref = r.body["session_ref"].as_i64().expect("session_ref");
+    // One row for A: the registration, completed by the chain's creation (not a second row).
+    assert!(r.body["creation_signature"].is_string() && r.body["seen_on_chain"] == true, "{:?}", r.body);
+    let a_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM ephemeral_sessions WHERE parent_wallet = $1")
+        .bind(s_parent(&a))
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(a_rows, 1);
+    let r = trade(&h, &a, &s, 2, SOL / 10, 0, &dest, None).await;
+    assert_eq!((r.status, r.body["result"].as_str()), (200, Some("landed")), "{:?}", r.body);
+    // B, signing, sees B's own session under that id: another incarnation, cleaned.
+    let r = send_from(&h, &b, "GET", &format!("/v1/sessions/{}", s.session_id), None, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"].as_str(), Some("cleaned"));
+    assert_ne!(r.body["session_ref"].as_i64(), Some(a_ref));
+    assert_eq!(r.body["parent_wallet"].as_str(), Some(b_parent.pubkey().to_string().as_str()));
+}
