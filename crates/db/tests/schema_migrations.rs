@@ -172,3 +172,95 @@ async fn several_databases_of_one_cluster_migrate_at_the_same_time() {
     assert_eq!(applied as usize, vault_db::MIGRATOR.iter().count());
     other.close().await;
 }
+
+/// Rows written by a version before migration 0012 (sessions keyed on session_id alone) keep
+/// every row and value, and each gains its session's key: session_ref of every child row names
+/// the one session that had its id, and the session's creation is taken from its landed 'create'.
+#[tokio::test]
+async fn rows_of_the_session_id_schema_migrate_to_incarnations_without_loss() {
+    let db = TestDb::empty().await;
+    let before_0012 = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            vault_db::MIGRATOR.migrations.iter().filter(|m| m.version < 12).cloned().collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_0012.run(&db.pool).await.expect("migrations 1..=11");
+    let (a, b) = (common::new_session_id(), common::new_session_id());
+    let (wa, wb, create_sig) = (common::wallet(1), common::wallet(2), common::signature(1));
+    for (id, wallet) in [(&a, &wa), (&b, &wb)] {
+        sqlx::query(
+            "INSERT INTO ephemeral_sessions (session_id, parent_wallet, ephemeral_wallet, vault_pda, created_at,
+                 expires_at, last_activity, approved_amount)
+             VALUES ($1, $2, $2, $2, 1, 100, 1, 50)",
+        )
+        .bind(id)
+        .bind(wallet)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    for (sig, index, kind, status, slot) in
+        [(&create_sig, 0, "create", "finalized", 7), (&common::signature(2), 0, "trade", "confirmed", 8)]
+    {
+        sqlx::query(
+            "INSERT INTO vault_transactions (session_id, transaction_signature, instruction_index, transaction_type,
+                 amount, status, block_slot) VALUES ($1, $2, $3, $4, 5, $5, $6)",
+        )
+        .bind(&a)
+        .bind(sig)
+        .bind(index)
+        .bind(kind)
+        .bind(status)
+        .bind(slot)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    for sql in [
+        "INSERT INTO delegation_history (session_id, vault_pda, delegate_wallet, approved_at) VALUES ($1, $2, $2, 1)",
+        "INSERT INTO cleanup_events (session_id, vault_pda, returned_to_parent, cleanup_reward, cleanup_caller,
+             cleanup_signature, cleanup_timestamp, cleanup_reason) VALUES ($1, $2, 1, 1, $2, $3, 2, 'expired')",
+        "INSERT INTO security_alerts (session_id, alert_type, severity, description) SELECT $1, 'ip_change', 'low', $2",
+    ] {
+        sqlx::query(sql).bind(&b).bind(&wb).bind(common::signature(3)).execute(&db.pool).await.expect(sql);
+    }
+    let tables = ["vault_transactions", "delegation_history", "cleanup_events", "session_analytics", "security_alerts"];
+    let rows_before = row_texts(&db.pool, &tables).await;
+
+    vault_db::migrate(&db.pool).await.expect("migration 0012");
+
+    // Every row of every table, every column the old schema had, unchanged.
+    assert_eq!(row_texts(&db.pool, &tables).await, rows_before);
+    for table in tables {
+        let unmatched: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} t LEFT JOIN ephemeral_sessions s ON s.id = t.session_ref
+             WHERE t.session_id IS NOT NULL AND (s.session_id IS DISTINCT FROM t.session_id)"
+        ))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(unmatched, 0, "{table}: a row's session_ref names another session");
+    }
+    let creation: Vec<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT session_id, created_slot, creation_signature FROM ephemeral_sessions ORDER BY parent_wallet",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(creation, [(a.clone(), Some(7), Some(create_sig)), (b.clone(), None, None)]);
+}
+
+/// Each table's rows as text, in the columns the schema had before 0012.
+async fn row_texts(pool: &PgPool, tables: &[&str]) -> Vec<String> {
+    let mut out = vec![];
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT (to_jsonb(t) - 'session_ref')::text FROM {table} t ORDER BY id"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        out.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
+    }
+    out
+}
