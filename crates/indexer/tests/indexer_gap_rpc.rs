@@ -212,7 +212,11 @@ async fn a_gap_older_than_the_grpc_window_is_filled_from_the_validator_over_rpc(
     let alerts: Vec<&str> = summary.alerts_by_type.keys().map(String::as_str).collect();
     assert_eq!(alerts, implied.alerts, "{summary}");
     let sessions: i64 = summary.sessions_by_status.values().sum();
-    assert_eq!(sessions as usize, implied.to_clean.len() + implied.left_active.len(), "{summary}");
+    assert_eq!(
+        sessions as usize,
+        implied.to_clean.len() + implied.left_active.len() + implied.cleaned_in_scenario,
+        "{summary}"
+    );
     eprintln!(
         "[{:>6.1?}] {} program transactions in slots {}..={}",
         t0.elapsed(),

@@ -10,11 +10,46 @@ use indexing::*;
 use solana_signer::Signer;
 use vault_indexer::chain_tx::{ChainTx, Commitment};
 use vault_indexer::decode::decode_all;
-use vault_indexer::ingest::{load_cursor, session_uuid, Ingest};
+use vault_indexer::ingest::{load_cursor, Ingest};
 use vault_indexer::sources::Cursor;
 
 fn cursor_of(tx: &ChainTx) -> Cursor {
     Cursor { slot: tx.slot, signature: Some(tx.signature.clone()) }
+}
+
+/// Each session row's name in the scenario: A (the SOL session), A2 (its id reopened after
+/// cleanup), M1 and M2 (mallory's two under the same id), B (the token session).
+async fn incarnation_labels(pool: &sqlx::PgPool, scenario: &Scenario) -> std::collections::HashMap<i32, &'static str> {
+    let rows: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT id, parent_wallet FROM ephemeral_sessions ORDER BY created_slot, creation_instruction_index",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let (a, m) = (scenario.sol_session.parent.pubkey().to_string(), scenario.mallory.pubkey().to_string());
+    let (mut seen_a, mut seen_m) = (0, 0);
+    rows.into_iter()
+        .map(|(id, parent)| {
+            let name = if parent == a {
+                seen_a += 1;
+                if seen_a == 1 {
+                    "A"
+                } else {
+                    "A2"
+                }
+            } else if parent == m {
+                seen_m += 1;
+                if seen_m == 1 {
+                    "M1"
+                } else {
+                    "M2"
+                }
+            } else {
+                "B"
+            };
+            (id, name)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -27,8 +62,12 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     let report = ingest.write_batch(pool, "test", &decode_all(&scenario.txs), Some(&cursor_of(last))).await.unwrap();
     assert_eq!(report.skipped + report.parked, 0, "{report:?}");
 
-    let a = session_uuid(&scenario.sol_session.session.session_id);
-    let b = session_uuid(&scenario.token_session.session.session_id);
+    let labels = incarnation_labels(pool, &scenario).await;
+    let label = |session_ref: i32| labels.get(&session_ref).copied().unwrap_or("?");
+    let a = *labels.iter().find(|(_, l)| **l == "A").expect("A").0;
+    let a2 = *labels.iter().find(|(_, l)| **l == "A2").expect("A2").0;
+    let b = *labels.iter().find(|(_, l)| **l == "B").expect("B").0;
+    assert_eq!(labels.len(), 5, "A, A reopened, mallory's two, B: {labels:?}");
 
     // Sessions
     let (status, is_active, wallet, deposited, spent, withdrawn, top_ups, revoked, cleaned): (
@@ -43,134 +82,181 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
         Option<i64>,
     ) = sqlx::query_as(
         "SELECT status, is_active, ephemeral_wallet, total_deposited::text, total_spent::text, total_withdrawn::text,
-            total_fee_top_ups::text, revoked_at, cleaned_at FROM ephemeral_sessions WHERE session_id = $1",
+            total_fee_top_ups::text, revoked_at, cleaned_at FROM ephemeral_sessions WHERE id = $1",
     )
-    .bind(&a)
+    .bind(a)
     .fetch_one(pool)
     .await
     .unwrap();
     assert_eq!((status.as_str(), is_active), ("cleaned", false));
     assert_eq!(wallet, scenario.rotated_delegate.pubkey().to_string(), "the current delegate is the rotated one");
-    assert_eq!(deposited, (6 * SOL).to_string());
+    assert_eq!(deposited, (6 * SOL).to_string(), "the rolled-back deposit is not counted");
     let spent_a = SOL / 10 + 1_000 + SOL / 5 + 2_000 + 2 * SOL + 5_000_000 + SOL / 2;
     assert_eq!(spent, spent_a.to_string());
     assert_eq!((withdrawn.as_str(), top_ups.as_str()), ("0", "5000000"));
     assert!(revoked.is_some() && cleaned.is_some());
-    let (status_b, mint_b, deposited_b, revoked_b): (String, Option<String>, String, Option<i64>) = sqlx::query_as(
-        "SELECT status, mint, total_deposited::text, revoked_at FROM ephemeral_sessions WHERE session_id = $1",
+    let reopened: (String, String, String, String) = sqlx::query_as(
+        "SELECT status, ephemeral_wallet, total_deposited::text, total_spent::text FROM ephemeral_sessions WHERE id = $1",
     )
-    .bind(&b)
+    .bind(a2)
     .fetch_one(pool)
     .await
     .unwrap();
+    assert_eq!(
+        reopened,
+        ("active".into(), scenario.reopened.delegate.pubkey().to_string(), SOL.to_string(), (SOL / 10).to_string())
+    );
+    let mallorys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT status, approved_amount::text FROM ephemeral_sessions WHERE parent_wallet = $1
+         ORDER BY created_slot, creation_instruction_index",
+    )
+    .bind(scenario.mallory.pubkey().to_string())
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(mallorys, [("cleaned".into(), "10000".into()), ("active".into(), "20000".into())]);
+    let (status_b, mint_b, deposited_b, revoked_b): (String, Option<String>, String, Option<i64>) =
+        sqlx::query_as("SELECT status, mint, total_deposited::text, revoked_at FROM ephemeral_sessions WHERE id = $1")
+            .bind(b)
+            .fetch_one(pool)
+            .await
+            .unwrap();
     assert_eq!(status_b, "cleaned");
     assert_eq!(mint_b, scenario.token_session.mint.map(|m| m.address.to_string()));
     assert_eq!(deposited_b, (40_000_000u64 - 400_000).to_string(), "what arrived after the 1% transfer fee");
     assert_eq!(revoked_b, None, "expired, never revoked");
 
     // Transactions, by session, type and status
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT session_id, transaction_type, status, count(*) FROM vault_transactions
+    let rows: Vec<(i32, String, String, i64)> = sqlx::query_as(
+        "SELECT session_ref, transaction_type, status, count(*) FROM vault_transactions
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     )
     .fetch_all(pool)
     .await
     .unwrap();
-    let got: Vec<(String, &str, &str, i64)> = rows
-        .iter()
-        .map(|(s, t, st, n)| (if *s == a { "A".to_string() } else { "B".to_string() }, t.as_str(), st.as_str(), *n))
-        .collect();
+    let mut got: Vec<(&str, &str, &str, i64)> =
+        rows.iter().map(|(s, t, st, n)| (label(*s), t.as_str(), st.as_str(), *n)).collect();
     let mut expected = vec![
-        ("A".to_string(), "approve_delegate", "confirmed", 1),
-        ("A".to_string(), "cleanup", "confirmed", 1),
-        ("A".to_string(), "create", "confirmed", 1),
-        ("A".to_string(), "deposit", "confirmed", 2),
-        ("A".to_string(), "revoke", "confirmed", 1),
-        ("A".to_string(), "top_up", "confirmed", 1),
-        ("A".to_string(), "trade", "confirmed", 4),
-        ("A".to_string(), "trade", "failed", 2),
-        ("B".to_string(), "cleanup", "confirmed", 1),
-        ("B".to_string(), "create", "confirmed", 1),
-        ("B".to_string(), "deposit", "confirmed", 1),
-        ("B".to_string(), "trade", "confirmed", 1),
-        ("B".to_string(), "trade", "failed", 1),
+        ("A", "approve_delegate", "confirmed", 1),
+        ("A", "cleanup", "confirmed", 1),
+        ("A", "create", "confirmed", 1),
+        ("A", "deposit", "confirmed", 2),
+        ("A", "deposit", "failed", 1),
+        ("A", "revoke", "confirmed", 1),
+        ("A", "top_up", "confirmed", 1),
+        ("A", "trade", "confirmed", 4),
+        ("A", "trade", "failed", 3),
+        ("A2", "create", "confirmed", 1),
+        ("A2", "deposit", "confirmed", 1),
+        ("A2", "trade", "confirmed", 1),
+        ("M1", "cleanup", "confirmed", 1),
+        ("M1", "create", "confirmed", 1),
+        ("M1", "deposit", "confirmed", 1),
+        ("M1", "revoke", "confirmed", 1),
+        ("M2", "create", "confirmed", 1),
+        ("B", "cleanup", "confirmed", 1),
+        ("B", "create", "confirmed", 1),
+        ("B", "deposit", "confirmed", 1),
+        ("B", "trade", "confirmed", 1),
+        ("B", "trade", "failed", 1),
     ];
-    let mut got_sorted = got.clone();
-    got_sorted.sort();
+    got.sort();
     expected.sort();
-    assert_eq!(got_sorted, expected);
-    let refused: Vec<(String,)> =
-        sqlx::query_as("SELECT error_message FROM vault_transactions WHERE status = 'failed' ORDER BY block_slot")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    assert!(refused[0].0.starts_with("PerTradeCapExceeded (6015)"), "{refused:?}");
-    assert!(refused[1].0.starts_with("NotDelegate (6014)"), "{refused:?}");
-    assert!(refused[2].0.starts_with("SessionExpired (6012)"), "{refused:?}");
-
-    // Delegations: the first delegate ended by the rotation, the second by the revocation.
-    let delegations: Vec<(String, i32, String, bool, bool)> = sqlx::query_as(
-        "SELECT session_id, rotation, delegate_wallet, is_active, revoked_at IS NOT NULL FROM delegation_history
-         ORDER BY session_id = $1 DESC, rotation",
+    assert_eq!(got, expected);
+    let refused: Vec<(String,)> = sqlx::query_as(
+        "SELECT error_message FROM vault_transactions WHERE status = 'failed' AND transaction_type = 'trade'
+         ORDER BY block_slot",
     )
-    .bind(&a)
     .fetch_all(pool)
     .await
     .unwrap();
+    assert!(refused[0].0.starts_with("PerTradeCapExceeded (6015)"), "{refused:?}");
+    assert!(refused[1].0.starts_with("NotDelegate (6014)"), "{refused:?}");
+    assert!(refused[2].0.starts_with("PerTradeCapExceeded (6015)"), "{refused:?}");
+    assert!(refused[3].0.starts_with("SessionExpired (6012)"), "{refused:?}");
+    let (rolled_back,): (String,) = sqlx::query_as(
+        "SELECT error_message FROM vault_transactions WHERE status = 'failed' AND transaction_type = 'deposit'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(
+        rolled_back.starts_with(&format!("rolled back: instruction 1 (program {})", ephemeral_vault::ID)),
+        "{rolled_back}"
+    );
+
+    // Delegations: the first delegate ended by the rotation, the second by the revocation; each
+    // session of the reused id has its own.
+    let delegations: Vec<(i32, i32, String, bool, bool)> = sqlx::query_as(
+        "SELECT session_ref, rotation, delegate_wallet, is_active, revoked_at IS NOT NULL FROM delegation_history",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut delegations: Vec<(&str, i32, Option<String>, bool, bool)> = delegations
+        .into_iter()
+        .map(|(s, rotation, wallet, active, ended)| {
+            let named = ["A", "A2", "B"].contains(&label(s)).then_some(wallet);
+            (label(s), rotation, named, active, ended)
+        })
+        .collect();
+    delegations.sort();
     assert_eq!(
         delegations,
         vec![
-            (a.clone(), 0, scenario.sol_session.delegate.pubkey().to_string(), false, true),
-            (a.clone(), 1, scenario.rotated_delegate.pubkey().to_string(), false, true),
-            (b.clone(), 0, scenario.token_session.delegate.pubkey().to_string(), false, true),
+            ("A", 0, Some(scenario.sol_session.delegate.pubkey().to_string()), false, true),
+            ("A", 1, Some(scenario.rotated_delegate.pubkey().to_string()), false, true),
+            ("A2", 0, Some(scenario.reopened.delegate.pubkey().to_string()), true, false),
+            ("B", 0, Some(scenario.token_session.delegate.pubkey().to_string()), false, true),
+            ("M1", 0, None, false, true),
+            ("M2", 0, None, true, false),
         ]
     );
 
     // Cleanups: who was paid, why, and what went home.
-    let cleanups: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT session_id, cleanup_reason, cleanup_caller, returned_to_parent::text FROM cleanup_events
-         ORDER BY session_id = $1 DESC",
+    let cleanups: Vec<(i32, String, String, String)> = sqlx::query_as(
+        "SELECT session_ref, cleanup_reason, cleanup_caller, returned_to_parent::text FROM cleanup_events",
     )
-    .bind(&a)
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(cleanups.len(), 2);
-    assert_eq!((cleanups[0].1.as_str(), cleanups[1].1.as_str()), ("manual_revoke", "expired"));
-    assert!(cleanups.iter().all(|c| c.2 == scenario.caller.pubkey().to_string()));
-    assert_eq!(cleanups[0].3, (6 * SOL - spent_a).to_string());
-    assert_eq!(cleanups[1].3, (40_000_000u64 - 400_000 - 5_000_000).to_string());
-    let (rewards,): (String,) =
-        sqlx::query_as("SELECT sum(cleanup_reward)::text FROM cleanup_events").fetch_one(pool).await.unwrap();
-    assert!(rewards.parse::<u64>().unwrap() > 0);
-
-    // Analytics: successful and refused trades per session.
-    let analytics: Vec<(String, i32, i32, i32)> = sqlx::query_as(
-        "SELECT session_id, total_trades, successful_trades, failed_trades FROM session_analytics ORDER BY session_id = $1 DESC",
-    )
-    .bind(&a)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert_eq!(analytics, vec![(a.clone(), 6, 4, 2), (b.clone(), 2, 1, 1)]);
-
-    // Alerts: the 50%-of-cap trade and the use after expiry; nothing for normal activity.
-    let alerts: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT session_id, alert_type, severity FROM security_alerts ORDER BY alert_type")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let mut cleanups: Vec<(&str, String, String, String)> =
+        cleanups.into_iter().map(|(s, reason, caller, returned)| (label(s), reason, caller, returned)).collect();
+    cleanups.sort();
+    let caller = scenario.caller.pubkey().to_string();
     assert_eq!(
-        alerts,
+        cleanups,
         vec![
-            (b.clone(), "expired_session".into(), "medium".into()),
-            (a.clone(), "unusual_spending".into(), "high".into())
+            ("A", "manual_revoke".into(), caller.clone(), (6 * SOL - spent_a).to_string()),
+            ("B", "expired".into(), caller, (40_000_000u64 - 400_000 - 5_000_000).to_string()),
+            ("M1", "manual_revoke".into(), scenario.mallory.pubkey().to_string(), "5000".into()),
         ]
     );
 
-    // Audit: one row per on-chain action (config + 13 + 5), and the chain verifies.
-    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE action LIKE 'chain.%'").await, 19);
-    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE NOT success").await, 3);
+    // Analytics: successful and refused trades per session.
+    let analytics: Vec<(i32, i32, i32, i32)> =
+        sqlx::query_as("SELECT session_ref, total_trades, successful_trades, failed_trades FROM session_analytics")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut analytics: Vec<(&str, i32, i32, i32)> =
+        analytics.into_iter().map(|(s, total, ok, failed)| (label(s), total, ok, failed)).collect();
+    analytics.sort();
+    assert_eq!(analytics, vec![("A", 7, 4, 3), ("A2", 1, 1, 0), ("B", 2, 1, 1), ("M1", 0, 0, 0), ("M2", 0, 0, 0)]);
+
+    // Alerts: the 50%-of-cap trade and the use after expiry; nothing for normal activity.
+    let alerts: Vec<(i32, String, String)> =
+        sqlx::query_as("SELECT session_ref, alert_type, severity FROM security_alerts ORDER BY alert_type")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let alerts: Vec<(&str, &str, &str)> = alerts.iter().map(|(s, t, v)| (label(*s), t.as_str(), v.as_str())).collect();
+    assert_eq!(alerts, vec![("B", "expired_session", "medium"), ("A", "unusual_spending", "high")]);
+
+    // Audit: one row per on-chain action (config + 13 + 2 + 3 for the SOL session and its
+    // reopening, 5 for mallory's transaction, 5 for the token session), and the chain verifies.
+    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE action LIKE 'chain.%'").await, 29);
+    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE NOT success").await, 5);
     assert!(vault_db::audit::verify_chain(pool).await.unwrap().is_none());
 
     assert_eq!(load_cursor(pool, "test").await.unwrap(), Some(cursor_of(last)));
@@ -239,7 +325,7 @@ async fn duplicates_reordering_and_resumption_give_the_same_rows() {
         .collect();
     ingest.write_batch(&resumed.pool, "test-finalized", &decode_all(&finalized), None).await.unwrap();
     assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'confirmed'").await, 0);
-    assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'failed'").await, 3);
+    assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'failed'").await, 5);
     ingest.write_batch(&resumed.pool, "test", &decode_all(&scenario.txs), None).await.unwrap();
     assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'confirmed'").await, 0);
 }

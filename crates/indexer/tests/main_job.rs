@@ -86,24 +86,44 @@ fn sorted(keys: impl IntoIterator<Item = Pubkey>) -> BTreeSet<Pubkey> {
     keys.into_iter().collect()
 }
 
+/// The cleanup rewards indexed for the vaults the scenario left to the bot (mallory cleaned one
+/// of hers herself).
+async fn bot_rewards(pool: &sqlx::PgPool, expected: &Expected) -> u64 {
+    let vaults: Vec<String> = expected.to_clean.iter().map(ToString::to_string).collect();
+    let sum: String = sqlx::query_scalar(
+        "SELECT COALESCE(sum(cleanup_reward), 0)::text FROM cleanup_events WHERE vault_pda = ANY($1)",
+    )
+    .bind(&vaults)
+    .fetch_one(pool)
+    .await
+    .expect("rewards");
+    sum.parse().expect("a u64")
+}
+
 /// Checks what every run of the scenario must end with, whatever the chain.
 fn assert_scenario_rows(expected: &Expected, summary: &Summary, cleaned: usize) {
     let differences = expected.differences(summary, cleaned);
     assert!(differences.is_empty(), "{differences:#?}\n{summary}");
     // The scenario's shape, spelled out (so a scenario that silently did less fails here too).
     assert_eq!(expected.to_clean.len(), 3, "one revoked and two expired sessions");
-    assert_eq!(expected.left_active.len(), 1);
+    assert_eq!(expected.left_active.len(), 2, "carol's busy session and mallory's second one");
+    assert_eq!(expected.cleaned_in_scenario, 1, "mallory's first session under carol's id");
     let rows = expected.after_cleanup(cleaned);
     let count = |kind: &str, landed: bool| rows.get(&(kind.to_string(), landed)).copied().unwrap_or(0);
-    assert_eq!(count("create", true), 4);
-    assert_eq!(count("trade", false), 3, "over the cap, a rotated-out delegate, after expiry");
-    // bob 2, carol 1, alice 3 then 1 by the rotated-in wallet, the busy session 12
-    assert_eq!(count("trade", true), 2 + 1 + 3 + 1 + 12);
-    assert_eq!((count("top_up", true), count("approve_delegate", true), count("revoke", true)), (1, 1, 1));
-    assert_eq!(count("cleanup", true), 3);
-    assert_eq!(summary.sessions_by_status.get("cleaned"), Some(&3));
-    assert_eq!(summary.delegations, 4 + 1, "four first delegates and one rotation");
-    assert_eq!(summary.trades.failed, 3);
+    assert_eq!(count("create", true), 4 + 2, "four parents' sessions and mallory's two");
+    assert_eq!(
+        count("trade", false),
+        4,
+        "over the cap (twice: alone, and beside a deposit), a rotated-out delegate, after expiry"
+    );
+    assert_eq!(count("deposit", false), 1, "rolled back with the over-cap trade");
+    // bob 2, carol 1, alice 3 then 1 by the rotated-in wallet, the busy session 12 and 1 more
+    assert_eq!(count("trade", true), 2 + 1 + 3 + 1 + 12 + 1);
+    assert_eq!((count("top_up", true), count("approve_delegate", true), count("revoke", true)), (1, 1, 2));
+    assert_eq!(count("cleanup", true), 3 + 1);
+    assert_eq!(summary.sessions_by_status.get("cleaned"), Some(&4));
+    assert_eq!(summary.delegations, 6 + 1, "six first delegates and one rotation");
+    assert_eq!(summary.trades.failed, 4);
     assert_eq!(summary.audit_broken_at, None);
 }
 
@@ -148,7 +168,11 @@ async fn scenario_on_the_program_in_litesvm() {
 
     let summary = Summary::load(&db.pool).await.expect("summary");
     assert_scenario_rows(&expected, &summary, report.cleaned.len());
-    assert_eq!(summary.rewards_paid, report.rewards.into(), "the rewards the bot reported are the ones indexed");
+    assert_eq!(
+        bot_rewards(&db.pool, &expected).await,
+        report.rewards,
+        "the rewards the bot reported are the ones indexed"
+    );
     // A second bot round finds nothing left (the live session stays).
     assert!(bot.run_once().await.expect("second round").cleaned.is_empty());
 }
@@ -216,7 +240,7 @@ async fn scenario_on_a_local_validator() {
             .unwrap();
     assert!(settled, "the streaming indexer did not catch up: {:#?}", expected.differences(&summary, cleaned));
     assert_scenario_rows(&expected, &summary, cleaned);
-    assert_eq!(summary.rewards_paid, report.rewards.into());
+    assert_eq!(bot_rewards(&db.pool, &expected).await, report.rewards);
 
     // Every landed row ends finalized, every refused one stays failed, and nothing is counted
     // twice on the way (the rows are the same as before, only their status moved).

@@ -127,6 +127,21 @@ pub async fn run(
     d.step("the rotated-out wallet tries to trade: refused");
     let stale_session = OpenSession { delegate: stale, ..alice_session.clone() };
     d.trade(&stale_session, &venue.pubkey(), None, 6, SOL / 10, 0, Some(VaultError::NotDelegate)).await?;
+    d.step("alice's deposit and an over-cap trade in one transaction: both rolled back, each attributed");
+    let over_cap = sdk::execute_trade(
+        &alice_session.session,
+        alice_session.delegate.pubkey(),
+        venue.pubkey(),
+        None,
+        ExecuteTradeArgs { trade_id: 7, amount: 5 * SOL / 2, fee: 0 },
+    );
+    let both = [sdk::deposit(&alice_session.session, None, SOL / 10), over_cap];
+    match d.send(&both, &alice, &[&alice_session.delegate]).await? {
+        Some(e)
+            if refused(&e).0
+                == Some(anchor_lang::error::ERROR_CODE_OFFSET + VaultError::PerTradeCapExceeded as u32) => {}
+        other => bail!("the over-cap trade should have failed the transaction: {other:?}"),
+    }
     d.step("alice withdraws 0.5 SOL and revokes the session");
     d.send_ok(&[sdk::withdraw(&alice_session.session, None, SOL / 2)], &alice, &[]).await?;
     d.send_ok(&[sdk::revoke_session(&alice_session.session)], &alice, &[]).await?;
@@ -138,6 +153,30 @@ pub async fn run(
         d.trade(&busy, &venue.pubkey(), None, trade_id, SOL / 100 + trade_id, 0, None).await?;
     }
     d.expected.left_active.push(busy.session.vault());
+
+    // Session ids are public: anyone may open a session under a live one's id. Mallory takes
+    // carol's busy session id and, in ONE transaction, opens a session (the shortest allowed),
+    // revokes it, cleans it up and opens it again: two sessions of her own vault, neither of
+    // which may touch carol's.
+    d.step("mallory reuses carol's session id: create, revoke, cleanup, create again - one transaction");
+    let mallory = Keypair::new();
+    d.send_ok(&[system_instruction::transfer(&operator.pubkey(), &mallory.pubkey(), SOL)], &operator, &[]).await?;
+    let reused = SessionRef { parent: mallory.pubkey(), session_id: busy.session.session_id, asset: Asset::Sol };
+    let mut first = terms(10_000, 10_000, 5_000, local_config(options).min_session_duration);
+    first.session_id = reused.session_id;
+    let mut second = terms(20_000, 20_000, 0, 3_600);
+    second.session_id = reused.session_id;
+    let mallory_ixs = [
+        sdk::create_session(mallory.pubkey(), Keypair::new().pubkey(), Asset::Sol, None, first),
+        sdk::revoke_session(&reused),
+        sdk::cleanup_vault(&reused, mallory.pubkey(), None),
+        sdk::create_session(mallory.pubkey(), Keypair::new().pubkey(), Asset::Sol, None, second),
+    ];
+    d.send_ok(&mallory_ixs, &mallory, &[]).await?;
+    d.expected.cleaned_in_scenario += 1;
+    d.expected.left_active.push(reused.vault());
+    d.step("carol's ephemeral wallet trades on: her session is untouched");
+    d.trade(&busy, &venue.pubkey(), None, options.busy_trades + 1, SOL / 100, 0, None).await?;
 
     d.step("waiting for the short sessions to expire (chain clock)");
     d.chain.wait_until(expires_at + 1).await?;

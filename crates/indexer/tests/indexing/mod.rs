@@ -24,12 +24,20 @@ pub struct Scenario {
     pub token_session: TestSession,
     pub rotated_delegate: solana_keypair::Keypair,
     pub caller: solana_keypair::Keypair,
+    /// Opened two sessions of her own under the SOL session's id, in one transaction.
+    pub mallory: solana_keypair::Keypair,
+    /// The SOL session's id opened again by its parent after cleanup.
+    pub reopened: TestSession,
 }
 
 /// A full lifecycle on the real program:
 /// - SOL session: create with deposit and fee top-up, deposit, three trades (one large), a
 ///   refused over-cap trade, a fee top-up, a rotation, a trade by the new delegate, a refused
-///   trade by the old one, revoke, cleanup by a bot;
+///   trade by the old one, a deposit and an over-cap trade in one (failing) transaction, revoke,
+///   cleanup by a bot, then the same session id opened again by the same parent (a second
+///   session of the same vault) and a trade on it;
+/// - mallory, in one transaction: create, revoke, cleanup and create again under the SOL
+///   session's id (her own vault: two sessions that must not touch the SOL session);
 /// - Token-2022 (transfer fee) session: create with deposit, a trade, expiry, a refused trade
 ///   after expiry, cleanup.
 pub fn lifecycle() -> Scenario {
@@ -53,9 +61,49 @@ pub fn lifecycle() -> Scenario {
     w.send(&[sdk::approve_delegate(&s.session, next.pubkey())], &s.parent, &[]).expect("rotate");
     w.trade(&s, &next, venue.pubkey(), None, 5, SOL / 2, 0).expect("new delegate trades");
     w.trade(&s, &s.delegate, venue.pubkey(), None, 6, SOL / 2, 0).expect_err("old delegate refused");
+    // The shapes real traffic has that the session's own flow does not:
+    // another wallet opens, revokes, cleans and reopens a session under the same (public) id in
+    // one transaction - two sessions of its own vault, nothing of them on the SOL session;
+    let mallory = w.new_wallet(SOL);
+    let reused = sdk::SessionRef { parent: mallory.pubkey(), session_id: s.session.session_id, asset: sdk::Asset::Sol };
+    let mut first = session_args(reused.session_id);
+    (first.approved_amount, first.per_trade_cap, first.initial_deposit) = (10_000, 10_000, 5_000);
+    first.duration_secs = default_params().min_session_duration;
+    let mut again = session_args(reused.session_id);
+    again.approved_amount = 20_000;
+    again.per_trade_cap = 20_000;
+    let ixs = [
+        sdk::create_session(mallory.pubkey(), w.new_wallet(0).pubkey(), sdk::Asset::Sol, None, first),
+        sdk::revoke_session(&reused),
+        sdk::cleanup_vault(&reused, mallory.pubkey(), None),
+        sdk::create_session(mallory.pubkey(), w.new_wallet(0).pubkey(), sdk::Asset::Sol, None, again),
+    ];
+    w.send(&ixs, &mallory, &[]).expect("mallory's two sessions under the SOL session's id");
+    // and two vault instructions in one failing transaction: a deposit, then an over-cap trade.
+    let over_cap = sdk::execute_trade(
+        &s.session,
+        next.pubkey(),
+        venue.pubkey(),
+        None,
+        ephemeral_vault::instructions::ExecuteTradeArgs { trade_id: 7, amount: 3 * SOL, fee: 0 },
+    );
+    w.send(&[sdk::deposit(&s.session, None, SOL / 10), over_cap], &s.parent, &[&next]).expect_err("over the cap");
     w.send(&[sdk::revoke_session(&s.session)], &s.parent, &[]).expect("revoke");
     let caller = w.new_wallet(SOL);
     w.send(&[sdk::cleanup_vault(&s.session, caller.pubkey(), None)], &caller, &[]).expect("cleanup");
+    // The SOL session's parent opens the same session id again after cleanup: a second session
+    // of the same vault, with a new delegate, which trades.
+    let reopened = TestSession {
+        parent: s.parent.insecure_clone(),
+        delegate: w.new_wallet(SOL / 10),
+        session: s.session,
+        parent_token_account: None,
+        mint: None,
+    };
+    let mut args = session_args(reopened.session.session_id);
+    args.initial_deposit = SOL;
+    w.create(&reopened, args).expect("reopen");
+    w.trade(&reopened, &reopened.delegate, venue.pubkey(), None, 1, SOL / 10, 0).expect("the reopened session trades");
 
     let mint = w.create_mint(MintKind::Token2022TransferFee { bps: 100, max_fee: 1_000_000 }, 6);
     let t = w.token_session(&mint, 100_000_000);
@@ -80,7 +128,7 @@ pub fn lifecycle() -> Scenario {
         .cloned()
         .collect();
     let txs = recorded.iter().map(chain_tx).collect();
-    Scenario { txs, recorded, sol_session: s, token_session: t, rotated_delegate: next, caller }
+    Scenario { txs, recorded, sol_session: s, token_session: t, rotated_delegate: next, caller, mallory, reopened }
 }
 
 /// The rows a direct write of `txs` into a fresh database gives: what every delivery path must
@@ -106,7 +154,7 @@ pub async fn dump(pool: &PgPool) -> Vec<String> {
         "SELECT concat_ws('|', session_id, parent_wallet, ephemeral_wallet, vault_pda, mint, created_at, expires_at,
             last_activity, revoked_at, cleaned_at, status, is_active, approved_amount, per_trade_cap, total_deposited,
             total_spent, total_withdrawn, total_fee_top_ups, created_slot, creation_signature, creation_instruction_index,
-            bootstrapped) FROM ephemeral_sessions ORDER BY session_id, vault_pda, created_slot"
+            bootstrapped) FROM ephemeral_sessions ORDER BY 1"
             .to_string(),
         format!("SELECT concat_ws('|', {INCARNATION}, session_id, transaction_signature, instruction_index, transaction_type,
             amount, fee_amount, trade_id, status, confirmed_at, block_slot, metadata::text, error_message)
