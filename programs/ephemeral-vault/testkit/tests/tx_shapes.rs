@@ -152,8 +152,8 @@ fn a_trade_by_cpi_inside_a_failing_router_instruction_rolls_back() {
 }
 
 /// What litesvm reports for a failed transaction, which the indexer reads as a node's meta:
-/// one inner-instruction group per top-level instruction, kept although everything rolled back
-/// - so a vault instruction (and its event, which decodes like a landed one's) can appear in a
+/// one inner-instruction group per top-level instruction, kept although everything rolled back,
+/// so a vault instruction (and its event, which decodes like a landed one's) can appear in a
 /// failed transaction, and only `err` says it did not happen. The logs name the failing program:
 /// "Program <id> failed: custom program error: 0x177c" (6012) for the router's own failure,
 /// while a vault refusal reached by CPI logs one such line for the vault and then one for the
@@ -225,8 +225,9 @@ fn a_v0_trade_loading_accounts_from_a_lookup_table_has_the_legacy_trade_s_effect
 
     let table = w.create_lookup_table(&[v0.vault(), v0_destination, sdk::event_authority_address()]);
     let v0_before = (w.lamports(&v0.vault()), w.lamports(&v0_destination));
-    let landed =
-        w.send_v0(&[trade_ix(&v0, v0_destination, 3, SOL / 2)], &v0.delegate, &[], &[table.clone()]).expect("v0 trade");
+    let landed = w
+        .send_v0(&[trade_ix(&v0, v0_destination, 3, SOL / 2)], &v0.delegate, &[], std::slice::from_ref(&table))
+        .expect("v0 trade");
     let v0_after = (w.lamports(&v0.vault()), w.lamports(&v0_destination));
     let VaultEvent::TradeExecuted(v0_event) = only_event(&landed).clone() else { panic!("a trade event") };
 
