@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the on-chain program to target/deploy/ephemeral_vault.so and its IDL to
-# target/idl/ephemeral_vault.json.
+# Builds the on-chain programs to target/deploy: the vault (ephemeral_vault.so, and its IDL to
+# target/idl/ephemeral_vault.json) and vault-router (vault_router.so), a test-only program the
+# testkit loads into litesvm to reach the vault by CPI; it is never deployed and has no IDL.
 #
 # With Solana's tools installed, `cargo build-sbf` does the build (so `anchor build` keeps
 # working). Without them - platform-tools cannot be downloaded everywhere - the program is built
@@ -10,14 +11,18 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"
 
-PROGRAM=ephemeral_vault
-PACKAGE=ephemeral-vault
+# package:library, the vault first.
+PROGRAMS=(ephemeral-vault:ephemeral_vault vault-router:vault_router)
 SBPF_LINKER_VERSION=0.2.6
 mkdir -p target/deploy target/idl
 
 build_with_build_sbf() {
-  log "building $PACKAGE with cargo build-sbf"
-  cargo build-sbf --manifest-path "programs/$PACKAGE/Cargo.toml" --sbf-out-dir target/deploy
+  local entry package
+  for entry in "${PROGRAMS[@]}"; do
+    package="${entry%%:*}"
+    log "building $package with cargo build-sbf"
+    cargo build-sbf --manifest-path "programs/$package/Cargo.toml" --sbf-out-dir target/deploy
+  done
 }
 
 # std needs two small changes to build for target_arch = "bpf"; patch a private copy of the
@@ -74,17 +79,21 @@ build_with_own_route() {
     -A explicit_builtin_cfgs_in_flags
     -A unexpected_cfgs
   )
-  log "building $PACKAGE to SBPF v3 with $PINNED_TOOLCHAIN and sbpf-linker"
+  local entry packages=()
+  for entry in "${PROGRAMS[@]}"; do packages+=(-p "${entry%%:*}"); done
+  log "building ${PROGRAMS[*]%%:*} to SBPF v3 with $PINNED_TOOLCHAIN and sbpf-linker"
   local IFS=$'\x1f'
   # CARGO_ENCODED_RUSTFLAGS reaches the build-std crates but not build scripts.
   RUSTC_BOOTSTRAP_SYNTHETIC_TARGET=1 \
   __CARGO_TESTS_ONLY_SRC_ROOT="$library" \
   CARGO_ENCODED_RUSTFLAGS="${flags[*]}" \
-    cargo "+$PINNED_TOOLCHAIN" build --release -p "$PACKAGE" --lib \
+    cargo "+$PINNED_TOOLCHAIN" build --release "${packages[@]}" --lib \
       --target "$spec" -Zjson-target-spec -Zbuild-std=std,panic_abort \
       -Zpanic-immediate-abort --config 'profile.release.panic="immediate-abort"'
   unset IFS
-  cp "target/sbpfv3-solana/release/lib$PROGRAM.so" "target/deploy/$PROGRAM.so"
+  for entry in "${PROGRAMS[@]}"; do
+    cp "target/sbpfv3-solana/release/lib${entry#*:}.so" "target/deploy/${entry#*:}.so"
+  done
 }
 
 if command -v cargo-build-sbf >/dev/null 2>&1 && [ -z "${EPHEMERAL_VAULT_OWN_SBF_ROUTE:-}" ]; then
@@ -92,10 +101,14 @@ if command -v cargo-build-sbf >/dev/null 2>&1 && [ -z "${EPHEMERAL_VAULT_OWN_SBF
 else
   build_with_own_route
 fi
-cp "programs/$PACKAGE/keys/$PROGRAM-keypair.json" "target/deploy/$PROGRAM-keypair.json"
+for entry in "${PROGRAMS[@]}"; do
+  cp "programs/${entry%%:*}/keys/${entry#*:}-keypair.json" "target/deploy/${entry#*:}-keypair.json"
+done
 
-log "generating the IDL"
+log "generating the vault's IDL"
 "$REPO_ROOT/scripts/build-idl.sh"
 
-size=$(stat -c %s "target/deploy/$PROGRAM.so")
-log "target/deploy/$PROGRAM.so ($size bytes), target/idl/$PROGRAM.json"
+for entry in "${PROGRAMS[@]}"; do
+  log "target/deploy/${entry#*:}.so ($(stat -c %s "target/deploy/${entry#*:}.so") bytes)"
+done
+log "target/idl/ephemeral_vault.json"

@@ -140,14 +140,8 @@ async fn returns_a_token_vault_to_an_associated_account_it_creates_for_the_paren
 /// it receives) through the indexer's ingest. Writes are idempotent, so the whole history can be
 /// written again after more has happened.
 async fn index(world: &Arc<Mutex<VaultWorld>>, pool: &PgPool) {
-    let txs: Vec<ChainTx> = world
-        .lock()
-        .unwrap()
-        .history
-        .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
-        .map(chain_tx)
-        .collect();
+    let txs: Vec<ChainTx> =
+        world.lock().unwrap().history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect();
     let report = Ingest::default()
         .write_batch(pool, "test", &vault_indexer::decode::decode_all(&txs), None)
         .await

@@ -1,9 +1,11 @@
 //! Transactions the testkit executed (the real program in litesvm), in the shapes a node
 //! delivers them: a [`ChainTx`] as any source produces, and a Yellowstone update for the
-//! replay server. Shared by the indexer's tests and its benchmark.
+//! replay server. Shared by the indexer's tests and its benchmark. Legacy and v0 transactions
+//! alike: a v0 transaction's keys are its static keys, then the addresses it loaded from lookup
+//! tables (writable, then readonly), as the RPC and Yellowstone sources list them.
 
 use ephemeral_vault_testkit::Recorded;
-use yellowstone_grpc_proto::prelude::SubscribeUpdateTransaction;
+use yellowstone_grpc_proto::prelude::{MessageAddressTableLookup, SubscribeUpdateTransaction};
 
 use vault_indexer::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
 use vault_indexer::sources::yellowstone::convert::{update_from_chain_tx, ConvertError};
@@ -18,7 +20,7 @@ pub fn chain_tx(recorded: &Recorded) -> ChainTx {
         stack_height: Some(stack_height),
     };
     let instructions: Vec<RawInstruction> =
-        message.instructions.iter().map(|ix| raw(ix.program_id_index, &ix.accounts, &ix.data, 1)).collect();
+        message.instructions().iter().map(|ix| raw(ix.program_id_index, &ix.accounts, &ix.data, 1)).collect();
     // litesvm reports one group per top-level instruction; keep exactly that many.
     let mut inner_instructions = vec![Vec::new(); instructions.len()];
     for (slot, group) in inner_instructions.iter_mut().zip(&recorded.meta.inner_instructions) {
@@ -35,11 +37,11 @@ pub fn chain_tx(recorded: &Recorded) -> ChainTx {
             .collect();
     }
     ChainTx {
-        signature: recorded.transaction.signatures[0].to_string(),
+        signature: recorded.signature().to_string(),
         slot: recorded.slot,
         index_in_block: Some(0),
         block_time: Some(recorded.unix_timestamp),
-        account_keys: message.account_keys.clone(),
+        account_keys: recorded.account_keys(),
         instructions,
         inner_instructions,
         failure: recorded.err.as_ref().map(TxFailure::from_transaction_error),
@@ -48,13 +50,28 @@ pub fn chain_tx(recorded: &Recorded) -> ChainTx {
     }
 }
 
-/// The Yellowstone update a geyser plugin would send for an executed transaction.
+/// The Yellowstone update a geyser plugin would send for an executed transaction (a v0 one with
+/// its `address_table_lookups` and the meta's loaded addresses).
 pub fn geyser_update(recorded: &Recorded) -> Result<SubscribeUpdateTransaction, ConvertError> {
-    let header = &recorded.transaction.message.header;
+    let message = &recorded.transaction.message;
+    let header = message.header();
+    let lookups: Option<Vec<MessageAddressTableLookup>> = recorded.is_versioned().then(|| {
+        message
+            .address_table_lookups()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| MessageAddressTableLookup {
+                account_key: l.account_key.to_bytes().to_vec(),
+                writable_indexes: l.writable_indexes.clone(),
+                readonly_indexes: l.readonly_indexes.clone(),
+            })
+            .collect()
+    });
     update_from_chain_tx(
         &chain_tx(recorded),
-        recorded.transaction.signatures[0].as_ref(),
+        recorded.signature().as_ref(),
         (header.num_required_signatures, header.num_readonly_signed_accounts, header.num_readonly_unsigned_accounts),
+        lookups.as_deref(),
         recorded.err.as_ref(),
     )
 }

@@ -16,6 +16,7 @@ use axum::Json;
 use base64::Engine;
 use ephemeral_vault_testkit::Recorded;
 use serde_json::{json, Value};
+use solana_message::VersionedMessage;
 
 /// One transaction the node has: where it is and its `getTransaction` answer (base64).
 #[derive(Clone, Debug)]
@@ -81,7 +82,7 @@ impl RpcServer {
         let mut node = self.node();
         for r in recorded {
             node.entries.push(Entry {
-                signature: r.transaction.signatures[0].to_string(),
+                signature: r.signature().to_string(),
                 slot: r.slot,
                 block_time: r.unix_timestamp,
                 err: r.err.as_ref().map(|e| serde_json::to_value(e).expect("error as JSON")).unwrap_or(Value::Null),
@@ -217,7 +218,9 @@ fn transaction(node: &Node, params: &Value) -> Result<Value, (i64, String)> {
     Ok(result)
 }
 
-/// The `getTransaction` answer (base64 encoding) a node sends for an executed transaction.
+/// The `getTransaction` answer (base64 encoding) a node sends for an executed transaction: a v0
+/// one with `"version": 0`, its lookups in the signed message and the addresses they loaded in
+/// `meta.loadedAddresses`.
 pub fn get_transaction_json(recorded: &Recorded) -> Value {
     let wire = bincode::serialize(&recorded.transaction).expect("serialize transaction");
     let err = recorded.err.as_ref().map(|e| serde_json::to_value(e).expect("error as JSON"));
@@ -259,9 +262,16 @@ pub fn get_transaction_json(recorded: &Recorded) -> Value {
             "preTokenBalances": [],
             "postTokenBalances": [],
             "rewards": [],
-            "loadedAddresses": { "writable": [], "readonly": [] },
+            "loadedAddresses": {
+                "writable": recorded.loaded_addresses.writable.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                "readonly": recorded.loaded_addresses.readonly.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            },
             "computeUnitsConsumed": recorded.meta.compute_units_consumed,
         },
-        "version": "legacy",
+        "version": match &recorded.transaction.message {
+            VersionedMessage::Legacy(_) => json!("legacy"),
+            VersionedMessage::V0(_) => json!(0),
+            VersionedMessage::V1(_) => json!(1),
+        },
     })
 }

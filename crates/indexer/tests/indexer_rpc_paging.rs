@@ -41,7 +41,7 @@ fn many_transactions() -> Vec<Recorded> {
     for i in 0..DEPOSITS {
         w.send(&[sdk::deposit(&s.session, None, 1_000 + i)], &s.parent, &[]).expect("deposit");
     }
-    w.history.iter().filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID)).cloned().collect()
+    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).cloned().collect()
 }
 
 struct Chain {

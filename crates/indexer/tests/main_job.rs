@@ -73,11 +73,7 @@ impl ScenarioChain for LiteSvmScenarioChain {
 /// Writes the program's transactions recorded since `from` (what a node would deliver).
 async fn index_history(world: &Arc<Mutex<VaultWorld>>, from: usize, db: &TestDb) -> usize {
     let recorded: Vec<Recorded> = world.lock().unwrap().history[from..].to_vec();
-    let txs: Vec<_> = recorded
-        .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
-        .map(indexing::chain_tx)
-        .collect();
+    let txs: Vec<_> = recorded.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(indexing::chain_tx).collect();
     Ingest::default().write_batch(&db.pool, "test", &decode_all(&txs), None).await.expect("write");
     from + recorded.len()
 }

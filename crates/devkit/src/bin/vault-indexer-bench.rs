@@ -64,11 +64,7 @@ mod bench {
             let _ = w.trade(&sessions[k], &sessions[k].delegate, venue.pubkey(), None, trade_id[k], amount, 10);
             i += 1;
         }
-        w.history
-            .iter()
-            .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
-            .map(chain_tx)
-            .collect()
+        w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect()
     }
 
     async fn fresh_database(admin: &str, name: &str) -> anyhow::Result<String> {

@@ -121,12 +121,7 @@ pub fn lifecycle() -> Scenario {
         .expect("token cleanup");
 
     // Only transactions that name the program reach an indexer that filters on it.
-    let recorded: Vec<Recorded> = w
-        .history
-        .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
-        .cloned()
-        .collect();
+    let recorded: Vec<Recorded> = w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).cloned().collect();
     let txs = recorded.iter().map(chain_tx).collect();
     Scenario { txs, recorded, sol_session: s, token_session: t, rotated_delegate: next, caller, mallory, reopened }
 }

@@ -1,10 +1,14 @@
 //! A litesvm world with the real `ephemeral_vault.so` deployed: the program's tests, its
-//! compute-unit benchmark and the indexer's fixtures all run the program through this.
+//! compute-unit benchmark and the indexer's fixtures all run the program through this. The
+//! test-only router ([`router`]) and v0 transactions with lookup tables ([`lookup`]) give the
+//! indexer's fixtures the shapes other programs and wallets give vault instructions.
 
 // A refused transaction carries the runtime's whole metadata (logs, compute units) so tests can
 // show it; its size does not matter here.
 #![allow(clippy::result_large_err)]
 
+pub mod lookup;
+pub mod router;
 pub mod sessions;
 pub mod tokens;
 pub mod world;

@@ -11,8 +11,10 @@ use litesvm::LiteSVM;
 use solana_account::Account;
 use solana_instruction_error::InstructionError;
 use solana_keypair::Keypair;
+use solana_message::v0::LoadedAddresses;
 use solana_message::Message;
 use solana_signer::Signer;
+use solana_transaction::versioned::VersionedTransaction;
 use solana_transaction::Transaction;
 use solana_transaction_error::TransactionError;
 
@@ -22,9 +24,25 @@ pub const LAMPORTS_PER_SOL: u64 = 1_000_000_000;
 
 /// Where the built program is: `EPHEMERAL_VAULT_SO`, or the workspace's target/deploy.
 pub fn program_so_path() -> PathBuf {
-    std::env::var_os("EPHEMERAL_VAULT_SO")
+    deployed_so("EPHEMERAL_VAULT_SO", "ephemeral_vault.so")
+}
+
+/// Where the built test-only router is (`vault_router.so`, see [`crate::router`]):
+/// `VAULT_ROUTER_SO`, or the workspace's target/deploy.
+pub fn router_so_path() -> PathBuf {
+    deployed_so("VAULT_ROUTER_SO", "vault_router.so")
+}
+
+fn deployed_so(variable: &str, file: &str) -> PathBuf {
+    std::env::var_os(variable)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/deploy/ephemeral_vault.so"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/deploy").join(file))
+}
+
+fn read_so(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}. Build the programs first: scripts/build-program.sh", path.display())
+    })
 }
 
 /// Settings the tests and the demo start from.
@@ -111,12 +129,42 @@ pub type Outcome = Result<Landed, Refused>;
 /// signed message, the runtime's error, inner instructions and logs, the slot and chain time.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    pub transaction: Transaction,
+    /// A legacy or a v0 transaction, as signed.
+    pub transaction: VersionedTransaction,
+    /// What a v0 message loaded from its lookup tables (empty for a legacy one), in the order
+    /// of its `address_table_lookups`: the node's `meta.loadedAddresses`.
+    pub loaded_addresses: LoadedAddresses,
     pub err: Option<TransactionError>,
     /// The runtime's metadata: inner instructions, logs, compute units, fee.
     pub meta: litesvm::types::TransactionMetadata,
     pub slot: u64,
     pub unix_timestamp: i64,
+}
+
+impl Recorded {
+    pub fn signature(&self) -> solana_signature::Signature {
+        self.transaction.signatures[0]
+    }
+
+    /// Every account the transaction's instructions index into, as a node lists them: the
+    /// message's static keys, then the loaded writable ones, then the loaded readonly ones.
+    pub fn account_keys(&self) -> Vec<Pubkey> {
+        let loaded = self.loaded_addresses.writable.iter().chain(&self.loaded_addresses.readonly);
+        self.transaction.message.static_account_keys().iter().chain(loaded).copied().collect()
+    }
+
+    /// Whether `key` is among [`Self::account_keys`] (e.g. the program's id: the transaction
+    /// concerns the program).
+    pub fn mentions(&self, key: &Pubkey) -> bool {
+        self.transaction.message.static_account_keys().contains(key)
+            || self.loaded_addresses.writable.contains(key)
+            || self.loaded_addresses.readonly.contains(key)
+    }
+
+    /// A v0 message (with or without lookups), not a legacy one.
+    pub fn is_versioned(&self) -> bool {
+        !matches!(self.transaction.message, solana_message::VersionedMessage::Legacy(_))
+    }
 }
 
 /// litesvm with the program deployed (upgradeable, with `admin` as upgrade authority).
@@ -144,14 +192,12 @@ impl VaultWorld {
         world
     }
 
-    /// Deployed, config not yet initialised.
+    /// Deployed, config not yet initialised. The test-only router ([`crate::router`]) is
+    /// deployed beside the program.
     pub fn deployed() -> Self {
-        let path = program_so_path();
-        let so = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("cannot read {}: {e}. Build the program first: scripts/build-program.sh", path.display())
-        });
         let mut svm = LiteSVM::new();
-        svm.add_program(ephemeral_vault::ID, &so).expect("load ephemeral_vault.so");
+        svm.add_program(ephemeral_vault::ID, &read_so(&program_so_path())).expect("load ephemeral_vault.so");
+        svm.add_program(vault_router::ID, &read_so(&router_so_path())).expect("load vault_router.so");
         let admin = Keypair::new();
         let mut world = Self { svm, admin, history: vec![] };
         let admin_key = world.admin.pubkey();
@@ -216,23 +262,32 @@ impl VaultWorld {
     /// Executes a transaction signed elsewhere (against [`Self::latest_blockhash`]), records it
     /// in `history` and decodes the program's events.
     pub fn execute(&mut self, tx: Transaction) -> Outcome {
+        self.execute_versioned(tx.into())
+    }
+
+    /// [`Self::execute`] for a legacy or v0 transaction. The addresses a v0 message loads are
+    /// read from its lookup tables as they are when it executes, and recorded with it.
+    pub fn execute_versioned(&mut self, tx: VersionedTransaction) -> Outcome {
         // One transaction per slot, as a lightly loaded chain would have it.
         let mut clock = self.svm.get_sysvar::<Clock>();
         clock.slot += 1;
         self.svm.set_sysvar(&clock);
-        let keys = tx.message.account_keys.clone();
+        let loaded_addresses = self.loaded_addresses(&tx.message);
         let result = self.svm.send_transaction(tx.clone());
         let (err, meta) = match &result {
             Ok(meta) => (None, meta.clone()),
             Err(failed) => (Some(failed.err.clone()), failed.meta.clone()),
         };
-        self.history.push(Recorded {
+        let recorded = Recorded {
             transaction: tx,
+            loaded_addresses,
             err,
             meta,
             slot: clock.slot,
             unix_timestamp: clock.unix_timestamp,
-        });
+        };
+        let keys = recorded.account_keys();
+        self.history.push(recorded);
         match result {
             Ok(meta) => {
                 let events = decode_events(&keys, &meta);

@@ -4,8 +4,8 @@
 
 use anchor_lang::prelude::Pubkey;
 use yellowstone_grpc_proto::prelude::{
-    CompiledInstruction, InnerInstruction, InnerInstructions, Message, MessageHeader, SubscribeUpdateTransaction,
-    SubscribeUpdateTransactionInfo, Transaction, TransactionError, TransactionStatusMeta,
+    CompiledInstruction, InnerInstruction, InnerInstructions, Message, MessageAddressTableLookup, MessageHeader,
+    SubscribeUpdateTransaction, SubscribeUpdateTransactionInfo, Transaction, TransactionError, TransactionStatusMeta,
 };
 
 use crate::chain_tx::{ChainTx, Commitment, RawInstruction, TxFailure};
@@ -100,11 +100,16 @@ pub fn chain_tx_from_update(
 }
 
 /// Encodes an executed transaction as a Yellowstone update (used by the replay server).
-/// `err` is the runtime's error value when the transaction failed.
+/// `err` is the runtime's error value when the transaction failed. `lookups` is `None` for a
+/// legacy message and a v0 message's `address_table_lookups` otherwise: then the last of
+/// `tx.account_keys` are the addresses they loaded (writable, then readonly, as every source
+/// lists them), which go to the meta's `loaded_writable_addresses` / `loaded_readonly_addresses`
+/// and not to the message's keys.
 pub fn update_from_chain_tx(
     tx: &ChainTx,
     signature: &[u8],
     header: (u8, u8, u8),
+    lookups: Option<&[MessageAddressTableLookup]>,
     err: Option<&solana_transaction_error::TransactionError>,
 ) -> Result<SubscribeUpdateTransaction, ConvertError> {
     let err = err
@@ -114,13 +119,24 @@ pub fn update_from_chain_tx(
                 .map_err(|e| ConvertError::Bad { what: "transaction error", detail: e.to_string() })
         })
         .transpose()?;
+    let loaded =
+        |indexes: fn(&MessageAddressTableLookup) -> usize| lookups.unwrap_or_default().iter().map(indexes).sum();
+    let (writable, readonly): (usize, usize) =
+        (loaded(|l| l.writable_indexes.len()), loaded(|l| l.readonly_indexes.len()));
+    let static_len = tx.account_keys.len().checked_sub(writable + readonly).ok_or_else(|| ConvertError::Bad {
+        what: "account keys",
+        detail: format!("{} keys, but the lookups load {}", tx.account_keys.len(), writable + readonly),
+    })?;
+    let bytes = |keys: &[Pubkey]| keys.iter().map(|k| k.to_bytes().to_vec()).collect::<Vec<_>>();
+    let (static_keys, loaded_keys) = tx.account_keys.split_at(static_len);
+    let (loaded_writable, loaded_readonly) = loaded_keys.split_at(writable);
     let message = Message {
         header: Some(MessageHeader {
             num_required_signatures: u32::from(header.0),
             num_readonly_signed_accounts: u32::from(header.1),
             num_readonly_unsigned_accounts: u32::from(header.2),
         }),
-        account_keys: tx.account_keys.iter().map(|k| k.to_bytes().to_vec()).collect(),
+        account_keys: bytes(static_keys),
         recent_blockhash: vec![0; 32],
         instructions: tx
             .instructions
@@ -131,8 +147,8 @@ pub fn update_from_chain_tx(
                 data: ix.data.clone(),
             })
             .collect(),
-        versioned: false,
-        address_table_lookups: vec![],
+        versioned: lookups.is_some(),
+        address_table_lookups: lookups.unwrap_or_default().to_vec(),
         ..Default::default()
     };
     let inner_instructions = tx
@@ -162,6 +178,8 @@ pub fn update_from_chain_tx(
                 err,
                 inner_instructions,
                 log_messages: tx.logs.clone(),
+                loaded_writable_addresses: bytes(loaded_writable),
+                loaded_readonly_addresses: bytes(loaded_readonly),
                 ..Default::default()
             }),
             index: tx.index_in_block.unwrap_or(0),
