@@ -27,7 +27,7 @@ use vault_indexer::ingest::{session_uuid, Ingest};
 fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
     w.history
         .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
+        .filter(|r| r.mentions(&ephemeral_vault::ID))
         .map(chain_tx)
         .collect()
 }
@@ -66,7 +66,7 @@ async fn rows_of(pool: &PgPool, vault: &Pubkey, creation: &str) -> Vec<(String, 
 
 /// The signature of the world's newest transaction.
 fn last_signature(w: &VaultWorld) -> String {
-    w.history.last().expect("sent").transaction.signatures[0].to_string()
+    w.history.last().expect("sent").signature().to_string()
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use vault_indexer::ingest::Ingest;
 fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
     w.history
         .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
+        .filter(|r| r.mentions(&ephemeral_vault::ID))
         .map(chain_tx)
         .collect()
 }
@@ -58,7 +58,7 @@ async fn several_vault_instructions_in_a_failing_transaction_are_each_attributed
     ];
     let refused = w.send(&ixs, &s.parent, &[&s.delegate]).expect_err("over the cap");
     assert_eq!(refused.custom_code(), Some(code(ephemeral_vault::errors::VaultError::PerTradeCapExceeded)));
-    let signature = w.history.last().unwrap().transaction.signatures[0].to_string();
+    let signature = w.history.last().unwrap().signature().to_string();
     let txs = delivered(&w);
 
     let db = TestDb::new().await;

@@ -390,7 +390,7 @@ async fn index_world(h: &Harness, world: &Arc<Mutex<VaultWorld>>) {
         .unwrap()
         .history
         .iter()
-        .filter(|r| r.transaction.message.account_keys.contains(&ephemeral_vault::ID))
+        .filter(|r| r.mentions(&ephemeral_vault::ID))
         .map(vault_devkit::recorded::chain_tx)
         .collect();
     let decoded = vault_indexer::decode::decode_all(&txs);
