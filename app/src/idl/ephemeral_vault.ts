@@ -37,30 +37,7 @@ export type EphemeralVault = {
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "parent"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "eventAuthority"
@@ -101,49 +78,11 @@ export type EphemeralVault = {
         },
         {
           "name": "config",
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "vault.parent",
-                "account": "vault"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "parent",
@@ -236,21 +175,7 @@ export type EphemeralVault = {
         },
         {
           "name": "config",
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "vault",
@@ -381,48 +306,11 @@ export type EphemeralVault = {
         },
         {
           "name": "config",
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "parent"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "mint",
@@ -510,49 +398,11 @@ export type EphemeralVault = {
         },
         {
           "name": "config",
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "vault.parent",
-                "account": "vault"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "destination",
@@ -717,30 +567,7 @@ export type EphemeralVault = {
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "parent"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "eventAuthority"
@@ -778,21 +605,7 @@ export type EphemeralVault = {
         {
           "name": "config",
           "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "eventAuthority"
@@ -835,49 +648,11 @@ export type EphemeralVault = {
         },
         {
           "name": "config",
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "vault.parent",
-                "account": "vault"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "eventAuthority"
@@ -920,21 +695,7 @@ export type EphemeralVault = {
         {
           "name": "config",
           "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  99,
-                  111,
-                  110,
-                  102,
-                  105,
-                  103
-                ]
-              }
-            ]
-          }
+          "address": "PN4AmKSy3oQeoduF4X1Bksad6EknGvXhpLKexiffhiH"
         },
         {
           "name": "eventAuthority"
@@ -981,30 +742,7 @@ export type EphemeralVault = {
         },
         {
           "name": "vault",
-          "writable": true,
-          "pda": {
-            "seeds": [
-              {
-                "kind": "const",
-                "value": [
-                  118,
-                  97,
-                  117,
-                  108,
-                  116
-                ]
-              },
-              {
-                "kind": "account",
-                "path": "parent"
-              },
-              {
-                "kind": "account",
-                "path": "vault.sessionId",
-                "account": "vault"
-              }
-            ]
-          }
+          "writable": true
         },
         {
           "name": "mint",

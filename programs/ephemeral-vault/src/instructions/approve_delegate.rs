@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::DelegateApproved;
-use crate::state::{Vault, VAULT_SEED};
+use crate::events::{emit, DelegateApproved};
+use crate::state::Vault;
 
 /// Approves a new ephemeral wallet as the session's delegate (parent only). The previous delegate
 /// loses every power in the same instruction: delegate checks compare against the stored key.
@@ -13,8 +13,6 @@ pub struct ApproveDelegate<'info> {
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, parent.key().as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = parent @ VaultError::Unauthorized,
     )]
     pub vault: Account<'info, Vault>,
@@ -47,7 +45,7 @@ impl ApproveDelegate<'_> {
             rotations: vault.delegate_rotations,
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

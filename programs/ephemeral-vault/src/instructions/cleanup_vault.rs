@@ -2,8 +2,8 @@ use anchor_lang::prelude::*;
 use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 use crate::errors::VaultError;
-use crate::events::{SessionTotals, VaultCleaned};
-use crate::state::{Config, Vault, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
+use crate::events::{emit, SessionTotals, VaultCleaned};
+use crate::state::{Config, Vault, CONFIG_ADDRESS, VAULT_TOKEN_SEED};
 use crate::transfers::{close_vault_token_account, reload_amount, token_leg, tokens_from_vault};
 
 /// Permissionless cleanup: once a session has expired, been revoked, or while the program is
@@ -17,13 +17,11 @@ pub struct CleanupVault<'info> {
     #[account(mut)]
     pub caller: Signer<'info>,
 
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(address = CONFIG_ADDRESS)]
     pub config: Account<'info, Config>,
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, vault.parent.as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = parent @ VaultError::Unauthorized,
         close = parent,
     )]
@@ -111,7 +109,7 @@ impl CleanupVault<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

@@ -3,9 +3,9 @@ use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 use crate::constants::MAX_DESTINATIONS;
 use crate::errors::VaultError;
-use crate::events::{Deposited, SessionCreated, SessionTotals};
+use crate::events::{emit, Deposited, SessionCreated, SessionTotals};
 use crate::mint_policy::is_supported_mint;
-use crate::state::{Config, Vault, VaultStatus, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
+use crate::state::{Config, Vault, VaultStatus, CONFIG_ADDRESS, VAULT_SEED, VAULT_TOKEN_SEED};
 use crate::transfers::{sol_from_wallet, token_leg, tokens_into_vault};
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
@@ -36,7 +36,7 @@ pub struct CreateSession<'info> {
     #[account(mut)]
     pub parent: Signer<'info>,
 
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(address = CONFIG_ADDRESS)]
     pub config: Account<'info, Config>,
 
     #[account(
@@ -195,9 +195,9 @@ impl CreateSession<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(created);
+        emit(ctx.accounts.event_authority.as_ref(), &created)?;
         if args.initial_deposit > 0 {
-            emit_cpi!(deposited);
+            emit(ctx.accounts.event_authority.as_ref(), &deposited)?;
         }
         Ok(())
     }

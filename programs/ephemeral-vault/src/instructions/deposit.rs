@@ -2,8 +2,8 @@ use anchor_lang::prelude::*;
 use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 use crate::errors::VaultError;
-use crate::events::{Deposited, SessionTotals};
-use crate::state::{Config, Vault, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
+use crate::events::{emit, Deposited, SessionTotals};
+use crate::state::{Config, Vault, CONFIG_ADDRESS, VAULT_TOKEN_SEED};
 use crate::transfers::{sol_from_wallet, token_leg, tokens_into_vault};
 
 /// Adds funds to a live session (parent only; refused while paused, after expiry or revocation).
@@ -14,13 +14,11 @@ pub struct Deposit<'info> {
     #[account(mut)]
     pub parent: Signer<'info>,
 
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(address = CONFIG_ADDRESS)]
     pub config: Account<'info, Config>,
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, parent.key().as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = parent @ VaultError::Unauthorized,
     )]
     pub vault: Account<'info, Vault>,
@@ -92,7 +90,7 @@ impl Deposit<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

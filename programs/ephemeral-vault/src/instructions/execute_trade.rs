@@ -2,8 +2,8 @@ use anchor_lang::prelude::*;
 use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 use crate::errors::VaultError;
-use crate::events::{SessionTotals, TradeExecuted};
-use crate::state::{Config, Vault, CONFIG_SEED, VAULT_SEED, VAULT_TOKEN_SEED};
+use crate::events::{emit, SessionTotals, TradeExecuted};
+use crate::state::{Config, Vault, CONFIG_ADDRESS, VAULT_TOKEN_SEED};
 use crate::transfers::{sol_from_vault, token_leg, tokens_from_vault};
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug)]
@@ -28,13 +28,11 @@ pub struct ExecuteTradeArgs {
 pub struct ExecuteTrade<'info> {
     pub delegate: Signer<'info>,
 
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(address = CONFIG_ADDRESS)]
     pub config: Account<'info, Config>,
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, vault.parent.as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = delegate @ VaultError::NotDelegate,
     )]
     pub vault: Account<'info, Vault>,
@@ -124,7 +122,7 @@ impl ExecuteTrade<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

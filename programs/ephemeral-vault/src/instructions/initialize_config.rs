@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::ConfigInitialized;
+use crate::events::{emit, ConfigInitialized};
 use crate::program::EphemeralVault;
 use crate::state::{Config, ConfigParams, CONFIG_SEED};
 
@@ -41,7 +41,10 @@ impl InitializeConfig<'_> {
         config.reserved = [0; 64];
         config.apply(&params)?;
 
-        emit_cpi!(ConfigInitialized { admin: config.admin, params, timestamp: Clock::get()?.unix_timestamp });
+        emit(
+            ctx.accounts.event_authority.as_ref(),
+            &ConfigInitialized { admin: config.admin, params, timestamp: Clock::get()?.unix_timestamp },
+        )?;
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::{SessionRevoked, SessionTotals};
-use crate::state::{Vault, VaultStatus, VAULT_SEED};
+use crate::events::{emit, SessionRevoked, SessionTotals};
+use crate::state::{Vault, VaultStatus};
 
 /// Ends the session now (parent only, allowed even while paused or after expiry). The delegate
 /// loses every power at once; the vault can then be cleaned up by anyone.
@@ -13,8 +13,6 @@ pub struct RevokeSession<'info> {
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, parent.key().as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = parent @ VaultError::Unauthorized,
     )]
     pub vault: Account<'info, Vault>,
@@ -39,7 +37,7 @@ impl RevokeSession<'_> {
             totals: SessionTotals::from(&**vault),
             revoked_at: vault.revoked_at,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

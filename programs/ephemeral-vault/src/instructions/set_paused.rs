@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::PauseSet;
-use crate::state::{Config, CONFIG_SEED};
+use crate::events::{emit, PauseSet};
+use crate::state::{Config, CONFIG_ADDRESS};
 
 /// Emergency stop (admin only). While paused no session opens, nothing is deposited, traded or
 /// topped up, and anyone may clean up any vault, returning its funds to the parent.
@@ -13,8 +13,7 @@ pub struct SetPaused<'info> {
 
     #[account(
         mut,
-        seeds = [CONFIG_SEED],
-        bump = config.bump,
+        address = CONFIG_ADDRESS,
         has_one = admin @ VaultError::Unauthorized,
     )]
     pub config: Account<'info, Config>,
@@ -23,7 +22,10 @@ pub struct SetPaused<'info> {
 impl SetPaused<'_> {
     pub fn set_paused(ctx: Context<Self>, paused: bool) -> Result<()> {
         ctx.accounts.config.paused = paused;
-        emit_cpi!(PauseSet { admin: ctx.accounts.admin.key(), paused, timestamp: Clock::get()?.unix_timestamp });
+        emit(
+            ctx.accounts.event_authority.as_ref(),
+            &PauseSet { admin: ctx.accounts.admin.key(), paused, timestamp: Clock::get()?.unix_timestamp },
+        )?;
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::{FeesToppedUp, SessionTotals};
-use crate::state::{Config, Vault, CONFIG_SEED, VAULT_SEED};
+use crate::events::{emit, FeesToppedUp, SessionTotals};
+use crate::state::{Config, Vault, CONFIG_ADDRESS};
 use crate::transfers::sol_from_vault;
 
 /// Moves lamports from a SOL vault to the delegate so it can keep paying transaction fees
@@ -15,13 +15,11 @@ pub struct TopUpFees<'info> {
     #[account(mut)]
     pub delegate: Signer<'info>,
 
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    #[account(address = CONFIG_ADDRESS)]
     pub config: Account<'info, Config>,
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, vault.parent.as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = delegate @ VaultError::NotDelegate,
     )]
     pub vault: Account<'info, Vault>,
@@ -57,7 +55,7 @@ impl TopUpFees<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::VaultError;
-use crate::events::ConfigUpdated;
-use crate::state::{Config, ConfigParams, CONFIG_SEED};
+use crate::events::{emit, ConfigUpdated};
+use crate::state::{Config, ConfigParams, CONFIG_ADDRESS};
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
 pub struct UpdateConfigArgs {
@@ -20,8 +20,7 @@ pub struct UpdateConfig<'info> {
 
     #[account(
         mut,
-        seeds = [CONFIG_SEED],
-        bump = config.bump,
+        address = CONFIG_ADDRESS,
         has_one = admin @ VaultError::Unauthorized,
     )]
     pub config: Account<'info, Config>,
@@ -36,12 +35,15 @@ impl UpdateConfig<'_> {
             config.admin = new_admin;
         }
 
-        emit_cpi!(ConfigUpdated {
-            admin: ctx.accounts.admin.key(),
-            new_admin: config.admin,
-            params: args.params,
-            timestamp: Clock::get()?.unix_timestamp,
-        });
+        emit(
+            ctx.accounts.event_authority.as_ref(),
+            &ConfigUpdated {
+                admin: ctx.accounts.admin.key(),
+                new_admin: config.admin,
+                params: args.params,
+                timestamp: Clock::get()?.unix_timestamp,
+            },
+        )?;
         Ok(())
     }
 }

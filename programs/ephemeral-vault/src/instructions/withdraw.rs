@@ -2,8 +2,8 @@ use anchor_lang::prelude::*;
 use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 
 use crate::errors::VaultError;
-use crate::events::{SessionTotals, Withdrawn};
-use crate::state::{Vault, VAULT_SEED, VAULT_TOKEN_SEED};
+use crate::events::{emit, SessionTotals, Withdrawn};
+use crate::state::{Vault, VAULT_TOKEN_SEED};
 use crate::transfers::{sol_from_vault, token_leg, tokens_from_vault};
 
 /// Takes funds back to the parent (parent only). Allowed at any time - while paused, after
@@ -16,8 +16,6 @@ pub struct Withdraw<'info> {
 
     #[account(
         mut,
-        seeds = [VAULT_SEED, parent.key().as_ref(), vault.session_id.as_ref()],
-        bump = vault.bump,
         has_one = parent @ VaultError::Unauthorized,
     )]
     pub vault: Account<'info, Vault>,
@@ -83,7 +81,7 @@ impl Withdraw<'_> {
             totals: SessionTotals::from(&**vault),
             timestamp: now,
         };
-        emit_cpi!(event);
+        emit(ctx.accounts.event_authority.as_ref(), &event)?;
         Ok(())
     }
 }

@@ -1,3 +1,4 @@
+mod codec;
 pub mod config;
 pub mod seeds;
 pub mod vault;

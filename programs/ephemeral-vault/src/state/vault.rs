@@ -1,7 +1,9 @@
 use anchor_lang::prelude::*;
+use anchor_lang::{AccountDeserialize, AccountSerialize, Discriminator, Owner};
 
 use crate::constants::MAX_DESTINATIONS;
 use crate::errors::VaultError;
+use crate::state::codec::{put, take};
 use crate::state::{Config, VAULT_SEED};
 
 /// Lifecycle of a vault. `Expired` is not stored: it follows from the clock and `expires_at`.
@@ -27,8 +29,11 @@ pub enum CleanupReason {
 ///
 /// Size: 8 (discriminator) + `Vault::INIT_SPACE` (= 32*4 + 16 + 8*8 + 32*4 + 1 + 8*4 + 4 + 1
 /// + 1 + 1 = 376) = 384 bytes. Field order is stable: the cleanup bot filters on `status`.
-#[account]
-#[derive(InitSpace, Debug)]
+// The account traits `#[account]` would generate are written out below (same discriminator,
+// owner and bytes) so that the program reads and writes the vault with fixed-offset copies
+// instead of Borsh's field-by-field writer; the Borsh derives stay for the IDL and for
+// off-chain decoders. `tests/vault_codec.rs` checks both give the same bytes.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, InitSpace, Debug)]
 pub struct Vault {
     /// The wallet that opened the session and owns every unit in it.
     pub parent: Pubkey,
@@ -72,8 +77,130 @@ pub struct Vault {
     pub token_account_bump: u8,
 }
 
+impl Discriminator for Vault {
+    /// `sha256("account:Vault")[..8]`, what `#[account]` derives (checked in the tests).
+    const DISCRIMINATOR: &'static [u8] = &[211, 8, 232, 43, 2, 152, 117, 119];
+}
+
+impl Owner for Vault {
+    fn owner() -> Pubkey {
+        crate::ID
+    }
+}
+
+impl AccountSerialize for Vault {
+    fn try_serialize<W: std::io::Write>(&self, writer: &mut W) -> Result<()> {
+        let bytes = self.to_account_bytes()?;
+        writer.write_all(&bytes).map_err(|_| error!(ErrorCode::AccountDidNotSerialize))
+    }
+}
+
+impl AccountDeserialize for Vault {
+    fn try_deserialize(buf: &mut &[u8]) -> Result<Self> {
+        let Some((disc, _)) = buf.split_first_chunk::<8>() else {
+            return err!(ErrorCode::AccountDiscriminatorNotFound);
+        };
+        if disc.as_slice() != Vault::DISCRIMINATOR {
+            return Err(error!(ErrorCode::AccountDiscriminatorMismatch).with_account_name("Vault"));
+        }
+        Self::try_deserialize_unchecked(buf)
+    }
+
+    fn try_deserialize_unchecked(buf: &mut &[u8]) -> Result<Self> {
+        let fields = buf
+            .get(8..)
+            .and_then(|rest| rest.split_first_chunk::<{ Vault::INIT_SPACE }>())
+            .map(|(fields, _)| fields)
+            .ok_or_else(|| error!(ErrorCode::AccountDidNotDeserialize))?;
+        Vault::from_fields(fields).ok_or_else(|| error!(ErrorCode::AccountDidNotDeserialize))
+    }
+}
+
 impl Vault {
     pub const SPACE: usize = 8 + Vault::INIT_SPACE;
+
+    /// The account's bytes: discriminator, then the fields in Borsh's layout (declaration order,
+    /// little-endian integers, the status as its variant index).
+    fn to_account_bytes(&self) -> Result<[u8; Vault::SPACE]> {
+        let mut out = [0u8; Vault::SPACE];
+        self.write_account_bytes(&mut out).ok_or_else(|| error!(ErrorCode::AccountDidNotSerialize))?;
+        Ok(out)
+    }
+
+    #[inline(always)]
+    fn write_account_bytes(&self, out: &mut [u8; Vault::SPACE]) -> Option<()> {
+        let mut w: &mut [u8] = out;
+        let w = &mut w;
+        put(w, <[u8; 8]>::try_from(Vault::DISCRIMINATOR).ok()?)?;
+        put(w, self.parent.to_bytes())?;
+        put(w, self.delegate.to_bytes())?;
+        put(w, self.session_id)?;
+        put(w, self.mint.to_bytes())?;
+        put(w, self.token_program.to_bytes())?;
+        put(w, self.approved_amount.to_le_bytes())?;
+        put(w, self.per_trade_cap.to_le_bytes())?;
+        put(w, self.total_deposited.to_le_bytes())?;
+        put(w, self.total_spent.to_le_bytes())?;
+        put(w, self.total_withdrawn.to_le_bytes())?;
+        put(w, self.total_fee_top_ups.to_le_bytes())?;
+        put(w, self.trade_count.to_le_bytes())?;
+        put(w, self.last_trade_id.to_le_bytes())?;
+        for destination in &self.destinations {
+            put(w, destination.to_bytes())?;
+        }
+        put(w, [self.destination_count])?;
+        put(w, self.created_at.to_le_bytes())?;
+        put(w, self.expires_at.to_le_bytes())?;
+        put(w, self.last_activity.to_le_bytes())?;
+        put(w, self.revoked_at.to_le_bytes())?;
+        put(w, self.delegate_rotations.to_le_bytes())?;
+        let status = match self.status {
+            VaultStatus::Active => 0,
+            VaultStatus::Revoked => 1,
+        };
+        put(w, [status])?;
+        put(w, [self.bump])?;
+        put(w, [self.token_account_bump])
+    }
+
+    /// The fields from their Borsh bytes (after the discriminator); `None` for an unknown status.
+    #[inline(always)]
+    fn from_fields(fields: &[u8; Vault::INIT_SPACE]) -> Option<Self> {
+        let mut r: &[u8] = fields;
+        let r = &mut r;
+        let key = |r: &mut &[u8]| take::<32>(r).map(Pubkey::new_from_array);
+        let u64_at = |r: &mut &[u8]| take::<8>(r).map(u64::from_le_bytes);
+        let i64_at = |r: &mut &[u8]| take::<8>(r).map(i64::from_le_bytes);
+        Some(Vault {
+            parent: key(r)?,
+            delegate: key(r)?,
+            session_id: take::<16>(r)?,
+            mint: key(r)?,
+            token_program: key(r)?,
+            approved_amount: u64_at(r)?,
+            per_trade_cap: u64_at(r)?,
+            total_deposited: u64_at(r)?,
+            total_spent: u64_at(r)?,
+            total_withdrawn: u64_at(r)?,
+            total_fee_top_ups: u64_at(r)?,
+            trade_count: u64_at(r)?,
+            last_trade_id: u64_at(r)?,
+            destinations: [key(r)?, key(r)?, key(r)?, key(r)?],
+            destination_count: take::<1>(r)?[0],
+            created_at: i64_at(r)?,
+            expires_at: i64_at(r)?,
+            last_activity: i64_at(r)?,
+            revoked_at: i64_at(r)?,
+            delegate_rotations: take::<4>(r).map(u32::from_le_bytes)?,
+            status: match take::<1>(r)?[0] {
+                0 => VaultStatus::Active,
+                1 => VaultStatus::Revoked,
+                _ => return None,
+            },
+            bump: take::<1>(r)?[0],
+            token_account_bump: take::<1>(r)?[0],
+        })
+    }
 
     pub fn is_native(&self) -> bool {
         self.mint == Pubkey::default()

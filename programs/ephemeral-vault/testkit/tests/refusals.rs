@@ -270,16 +270,19 @@ fn another_wallet_cannot_act_as_the_parent() {
     let mut w = VaultWorld::new();
     let s = w.open_sol_session(2 * SOL);
     let thief = w.new_wallet(SOL);
-    // Same vault, the thief signing as "parent": the vault's seeds name the real parent.
+    // Same vault, the thief signing as "parent": the vault's stored parent is the real one.
     let mut ix = sdk::withdraw(&s.session, None, SOL);
     ix.accounts[0].pubkey = thief.pubkey();
-    assert_anchor_error(w.send(&[ix], &thief, &[]), Anchor::ConstraintSeeds);
+    assert_vault_error(w.send(&[ix], &thief, &[]), VaultError::Unauthorized);
     let mut ix = sdk::revoke_session(&s.session);
     ix.accounts[0].pubkey = thief.pubkey();
-    assert_anchor_error(w.send(&[ix], &thief, &[]), Anchor::ConstraintSeeds);
+    assert_vault_error(w.send(&[ix], &thief, &[]), VaultError::Unauthorized);
     let mut ix = sdk::approve_delegate(&s.session, thief.pubkey());
     ix.accounts[0].pubkey = thief.pubkey();
-    assert_anchor_error(w.send(&[ix], &thief, &[]), Anchor::ConstraintSeeds);
+    assert_vault_error(w.send(&[ix], &thief, &[]), VaultError::Unauthorized);
+    let mut ix = sdk::deposit(&s.session, None, SOL);
+    ix.accounts[0].pubkey = thief.pubkey();
+    assert_vault_error(w.send(&[ix], &thief, &[]), VaultError::Unauthorized);
     // Cleanup must pay the real parent, not whoever is named as parent.
     w.advance(3_600);
     let mut ix = sdk::cleanup_vault(&s.session, thief.pubkey(), None);

@@ -1,5 +1,7 @@
 //! Prints the compute units each instruction uses (SOL and token variants), the program's size,
-//! and each account's size and rent, measured by running the built .so in litesvm.
+//! and each account's size and rent, measured by running the built .so in litesvm. Each figure
+//! is printed beside the previous release's (the README's table before issue 14) and the issue's
+//! target; the run fails (exit status 1) if a target is missed.
 //!
 //! `cargo run -p ephemeral-vault-testkit --bin vault-cu-bench` (scripts/bench-program.sh).
 
@@ -12,6 +14,65 @@ use ephemeral_vault_testkit::*;
 use solana_signer::Signer;
 
 const SOL: u64 = LAMPORTS_PER_SOL;
+
+const VARIANTS: [&str; 4] = ["SOL", "SPL Token", "Token-2022", "Token-2022 + transfer fee"];
+
+/// The previous release's figures: the README's table before issue 14, measured on the same
+/// route (`scripts/bench-program.sh`). Per instruction, one per entry of [`VARIANTS`] (0: none).
+const PREVIOUS: &[(&str, [u64; 4])] = &[
+    ("initialize_config", [10_194, 0, 0, 0]),
+    ("update_config", [6_726, 0, 0, 0]),
+    ("set_paused", [5_715, 0, 0, 0]),
+    ("create_session (+deposit)", [19_175, 27_672, 30_970, 33_489]),
+    ("deposit", [13_019, 17_578, 19_287, 20_415]),
+    ("execute_trade", [12_948, 18_297, 19_981, 21_083]),
+    ("top_up_fees", [10_959, 0, 0, 0]),
+    ("approve_delegate", [8_125, 8_125, 8_125, 8_125]),
+    ("withdraw", [9_691, 15_035, 16_719, 17_821]),
+    ("revoke_session", [8_143, 8_143, 8_143, 8_143]),
+    ("cleanup_vault", [12_182, 21_822, 24_770, 28_722]),
+];
+
+/// Issue 14's targets (instruction, variant or `*` for all, most compute units). Every other
+/// figure must simply not exceed the previous release's.
+const TARGETS: &[(&str, &str, u64)] = &[
+    ("execute_trade", "SOL", 7_000),
+    ("execute_trade", "SPL Token", 12_500),
+    ("execute_trade", "Token-2022", 14_000),
+    ("create_session (+deposit)", "SOL", 14_000),
+    ("deposit", "SOL", 7_500),
+    ("approve_delegate", "*", 4_500),
+    ("revoke_session", "*", 4_500),
+    ("cleanup_vault", "SOL", 7_500),
+];
+
+fn previous(instruction: &str, variant: &str) -> Option<u64> {
+    let (_, figures) = PREVIOUS.iter().find(|(name, _)| *name == instruction)?;
+    let index = if variant == "-" { 0 } else { VARIANTS.iter().position(|v| *v == variant)? };
+    figures.get(index).copied().filter(|units| *units > 0)
+}
+
+/// The issue's target for a row, else the previous release's figure (not to be exceeded).
+fn limit(instruction: &str, variant: &str) -> Option<u64> {
+    TARGETS
+        .iter()
+        .find(|(name, v, _)| *name == instruction && (*v == "*" || *v == variant))
+        .map(|(_, _, units)| *units)
+        .or_else(|| previous(instruction, variant))
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 struct Row {
     instruction: &'static str,
@@ -115,11 +176,66 @@ fn main() {
     .unwrap_or(0);
 
     println!("Compute units per instruction (litesvm, SBPF v3 build of target/deploy/ephemeral_vault.so)\n");
-    println!("| instruction | variant | compute units |");
-    println!("|---|---|---:|");
+    println!("| instruction | variant | compute units | previous release | change | target (most) | |");
+    println!("|---|---|---:|---:|---:|---:|---|");
+    let mut missed = vec![];
     for row in &rows {
-        println!("| {} | {} | {} |", row.instruction, row.variant, row.units);
+        let before = previous(row.instruction, &row.variant);
+        let change = before.map(|b| format!("{:+}", i128::from(row.units) - i128::from(b))).unwrap_or_default();
+        let target = limit(row.instruction, &row.variant);
+        let verdict = match target {
+            Some(most) if row.units > most => {
+                missed.push(format!("{} ({}): {} > {}", row.instruction, row.variant, row.units, most));
+                "MISSED"
+            }
+            Some(_) => "ok",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.instruction,
+            row.variant,
+            thousands(row.units),
+            before.map(thousands).unwrap_or_default(),
+            change,
+            target.map(thousands).unwrap_or_default(),
+            verdict,
+        );
     }
+
+    // The README's layout: this build's figure, the previous release's in parentheses.
+    println!("\nAs in the README (previous release in parentheses):\n");
+    println!("| instruction | {} |", VARIANTS.join(" | "));
+    println!("|---|---:|---:|---:|---:|");
+    let mut names: Vec<&str> = vec![];
+    for row in &rows {
+        if row.variant != "-" && !names.contains(&row.instruction) {
+            names.push(row.instruction);
+        }
+    }
+    for name in names {
+        let cells: Vec<String> = VARIANTS
+            .iter()
+            .map(|variant| {
+                let now = rows.iter().find(|r| r.instruction == name && r.variant == *variant);
+                match (now, previous(name, variant)) {
+                    (Some(r), Some(b)) => format!("{} ({})", thousands(r.units), thousands(b)),
+                    (Some(r), None) => thousands(r.units),
+                    _ => "-".into(),
+                }
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    let admin: Vec<String> = rows
+        .iter()
+        .filter(|r| r.variant == "-")
+        .map(|r| match previous(r.instruction, "-") {
+            Some(b) => format!("{} ({})", thousands(r.units), thousands(b)),
+            None => thousands(r.units),
+        })
+        .collect();
+    println!("| initialize_config / update_config / set_paused | {} | | | |", admin.join(" / "));
 
     let so = std::fs::metadata(program_so_path()).map(|m| m.len()).unwrap_or(0);
     println!("\nProgram: target/deploy/ephemeral_vault.so = {so} bytes\n");
@@ -130,5 +246,12 @@ fn main() {
     println!("| Vault | {} | {} |", Vault::SPACE, w.rent(Vault::SPACE));
     for (label, len) in [("SPL Token", spl_len), ("Token-2022", t22_len), ("Token-2022 + transfer fee", fee_len)] {
         println!("| vault token account ({label}) | {len} | {} |", w.rent(len));
+    }
+
+    if missed.is_empty() {
+        println!("\nEvery figure is within its target (issue 14) or the previous release's.");
+    } else {
+        eprintln!("\nAbove target or above the previous release:\n  {}", missed.join("\n  "));
+        std::process::exit(1);
     }
 }
