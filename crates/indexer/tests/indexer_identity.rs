@@ -25,11 +25,7 @@ use vault_indexer::ingest::{session_uuid, Ingest};
 
 /// Every transaction of the world that names the program, as a node delivers it.
 fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
-    w.history
-        .iter()
-        .filter(|r| r.mentions(&ephemeral_vault::ID))
-        .map(chain_tx)
-        .collect()
+    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect()
 }
 
 async fn write_all(pool: &PgPool, ingest: &Ingest, txs: &[ChainTx]) -> vault_indexer::ingest::BatchReport {

@@ -6,6 +6,7 @@ use vault_devkit::test_db as common;
 mod indexing;
 
 use common::TestDb;
+use ephemeral_vault_testkit::router;
 use indexing::*;
 use solana_signer::Signer;
 use vault_indexer::chain_tx::{ChainTx, Commitment};
@@ -104,7 +105,8 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     .unwrap();
     assert_eq!(
         reopened,
-        ("active".into(), scenario.reopened.delegate.pubkey().to_string(), SOL.to_string(), (SOL / 10).to_string())
+        ("active".into(), scenario.reopened.delegate.pubkey().to_string(), SOL.to_string(), (3 * SOL / 10).to_string()),
+        "three landed trades: top-level, by CPI, v0"
     );
     let mallorys: Vec<(String, String)> = sqlx::query_as(
         "SELECT status, approved_amount::text FROM ephemeral_sessions WHERE parent_wallet = $1
@@ -148,7 +150,8 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
         ("A", "trade", "failed", 3),
         ("A2", "create", "confirmed", 1),
         ("A2", "deposit", "confirmed", 1),
-        ("A2", "trade", "confirmed", 1),
+        ("A2", "trade", "confirmed", 3),
+        ("A2", "trade", "failed", 1),
         ("M1", "cleanup", "confirmed", 1),
         ("M1", "create", "confirmed", 1),
         ("M1", "deposit", "confirmed", 1),
@@ -158,7 +161,7 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
         ("B", "create", "confirmed", 1),
         ("B", "deposit", "confirmed", 1),
         ("B", "trade", "confirmed", 1),
-        ("B", "trade", "failed", 1),
+        ("B", "trade", "failed", 2),
     ];
     got.sort();
     expected.sort();
@@ -174,6 +177,12 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     assert!(refused[1].0.starts_with("NotDelegate (6014)"), "{refused:?}");
     assert!(refused[2].0.starts_with("PerTradeCapExceeded (6015)"), "{refused:?}");
     assert!(refused[3].0.starts_with("SessionExpired (6012)"), "{refused:?}");
+    assert!(refused[4].0.starts_with("SessionExpired (6012)"), "by CPI: {refused:?}");
+    assert_eq!(
+        refused[5].0,
+        format!("rolled back: instruction 1 (program {}) failed: InstructionError(1, Custom(6012))", router::ID),
+        "another program's 6012 is not the vault's SessionExpired"
+    );
     let (rolled_back,): (String,) = sqlx::query_as(
         "SELECT error_message FROM vault_transactions WHERE status = 'failed' AND transaction_type = 'deposit'",
     )
@@ -242,7 +251,7 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
     let mut analytics: Vec<(&str, i32, i32, i32)> =
         analytics.into_iter().map(|(s, total, ok, failed)| (label(s), total, ok, failed)).collect();
     analytics.sort();
-    assert_eq!(analytics, vec![("A", 7, 4, 3), ("A2", 1, 1, 0), ("B", 2, 1, 1), ("M1", 0, 0, 0), ("M2", 0, 0, 0)]);
+    assert_eq!(analytics, vec![("A", 7, 4, 3), ("A2", 4, 3, 1), ("B", 3, 1, 2), ("M1", 0, 0, 0), ("M2", 0, 0, 0)]);
 
     // Alerts: the 50%-of-cap trade and the use after expiry; nothing for normal activity.
     let alerts: Vec<(i32, String, String)> =
@@ -251,12 +260,16 @@ async fn a_full_lifecycle_gives_exactly_the_expected_rows() {
             .await
             .unwrap();
     let alerts: Vec<(&str, &str, &str)> = alerts.iter().map(|(s, t, v)| (label(*s), t.as_str(), v.as_str())).collect();
-    assert_eq!(alerts, vec![("B", "expired_session", "medium"), ("A", "unusual_spending", "high")]);
+    assert_eq!(
+        alerts,
+        vec![("B", "expired_session", "medium"), ("B", "expired_session", "medium"), ("A", "unusual_spending", "high")],
+        "the refusals after expiry (top-level and by CPI); none for the router's own failure"
+    );
 
-    // Audit: one row per on-chain action (config + 13 + 2 + 3 for the SOL session and its
-    // reopening, 5 for mallory's transaction, 5 for the token session), and the chain verifies.
-    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE action LIKE 'chain.%'").await, 29);
-    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE NOT success").await, 5);
+    // Audit: one row per on-chain action (config + 13 + 2 + 3 + 3 for the SOL session and its
+    // reopening, 5 for mallory's transaction, 6 for the token session), and the chain verifies.
+    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE action LIKE 'chain.%'").await, 33);
+    assert_eq!(count(pool, "SELECT count(*) FROM audit_log WHERE NOT success").await, 7);
     assert!(vault_db::audit::verify_chain(pool).await.unwrap().is_none());
 
     assert_eq!(load_cursor(pool, "test").await.unwrap(), Some(cursor_of(last)));
@@ -325,7 +338,7 @@ async fn duplicates_reordering_and_resumption_give_the_same_rows() {
         .collect();
     ingest.write_batch(&resumed.pool, "test-finalized", &decode_all(&finalized), None).await.unwrap();
     assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'confirmed'").await, 0);
-    assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'failed'").await, 5);
+    assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'failed'").await, 7);
     ingest.write_batch(&resumed.pool, "test", &decode_all(&scenario.txs), None).await.unwrap();
     assert_eq!(count(&resumed.pool, "SELECT count(*) FROM vault_transactions WHERE status = 'confirmed'").await, 0);
 }

@@ -125,6 +125,7 @@ fn decode_events(tx: &ChainTx, decoded: &mut Decoded) {
 
 fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
     let program = ephemeral_vault::ID;
+    let authority = sdk::event_authority_address();
     let mut found = vec![];
     for (index, ix) in tx.instructions.iter().enumerate() {
         let inner = tx.inner_instructions.get(index).map(Vec::as_slice).unwrap_or(&[]);
@@ -137,6 +138,12 @@ fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
                 decoded.problems.push(DecodeError::AccountIndexOutOfRange { index });
                 continue;
             };
+            // A call carrying only the event authority is event-shaped; without the event tag it
+            // is no vault instruction either (each of those names its signer first): ignored,
+            // as a landed transaction ignores it.
+            if invocation > 0 && accounts == [authority] {
+                continue;
+            }
             match instructions::decode_instruction(&raw.data, &accounts) {
                 Ok(instruction) => found.push((attribution::Site { top_level: index, invocation }, instruction)),
                 Err(error) => decoded.problems.push(DecodeError::Instruction { index, error }),

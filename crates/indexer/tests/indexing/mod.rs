@@ -15,6 +15,10 @@ pub const SOL: u64 = LAMPORTS_PER_SOL;
 
 pub use vault_devkit::recorded::chain_tx;
 
+fn trade_args(trade_id: u64, amount: u64) -> ephemeral_vault::instructions::ExecuteTradeArgs {
+    ephemeral_vault::instructions::ExecuteTradeArgs { trade_id, amount, fee: 0 }
+}
+
 /// The scenario's expected shape, for assertions.
 pub struct Scenario {
     pub txs: Vec<ChainTx>,
@@ -39,7 +43,9 @@ pub struct Scenario {
 /// - mallory, in one transaction: create, revoke, cleanup and create again under the SOL
 ///   session's id (her own vault: two sessions that must not touch the SOL session);
 /// - Token-2022 (transfer fee) session: create with deposit, a trade, expiry, a refused trade
-///   after expiry, cleanup.
+///   after expiry (and one more reached by CPI from the router), cleanup;
+/// - the reopened SOL session: a trade by CPI, a trade rolled back by the router's own failure,
+///   a v0 trade with a lookup table.
 pub fn lifecycle() -> Scenario {
     let mut w = VaultWorld::new();
     let venue = w.new_wallet(SOL);
@@ -117,8 +123,23 @@ pub fn lifecycle() -> Scenario {
     w.trade(&t, &t.delegate, venue.pubkey(), Some(venue_ta), 1, 5_000_000, 0).expect("token trade");
     w.advance(601);
     w.trade(&t, &t.delegate, venue.pubkey(), Some(venue_ta), 2, 1_000_000, 0).expect_err("expired");
+    // Reached by CPI from another program (the test-only router) after expiry: refused by the vault.
+    let late =
+        sdk::execute_trade(&t.session, t.delegate.pubkey(), venue.pubkey(), Some(venue_ta), trade_args(3, 1_000_000));
+    w.send(&[router::forward(late)], &t.delegate, &[]).expect_err("expired, by CPI");
     w.send(&[sdk::cleanup_vault(&t.session, caller.pubkey(), t.parent_token_account)], &caller, &[])
         .expect("token cleanup");
+
+    // The reopened session meets the other shapes: a trade by CPI, a trade rolled back by another
+    // program's failure (its own 6012), a v0 trade loading the vault, the destination and the
+    // event authority from a lookup table.
+    let r = &reopened;
+    let d = r.delegate.pubkey();
+    let trade = |id: u64| sdk::execute_trade(&r.session, d, venue.pubkey(), None, trade_args(id, SOL / 10));
+    w.send(&[router::forward(trade(2))], &r.delegate, &[]).expect("a trade by CPI");
+    w.send(&[trade(3), router::fail()], &r.delegate, &[]).expect_err("the router fails the transaction");
+    let table = w.create_lookup_table(&[r.vault(), venue.pubkey(), sdk::event_authority_address()]);
+    w.send_v0(&[trade(4)], &r.delegate, &[], &[table]).expect("a v0 trade");
 
     // Only transactions that name the program reach an indexer that filters on it.
     let recorded: Vec<Recorded> = w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).cloned().collect();
