@@ -55,18 +55,7 @@ pub fn chain_tx(recorded: &Recorded) -> ChainTx {
 pub fn geyser_update(recorded: &Recorded) -> Result<SubscribeUpdateTransaction, ConvertError> {
     let message = &recorded.transaction.message;
     let header = message.header();
-    let lookups: Option<Vec<MessageAddressTableLookup>> = recorded.is_versioned().then(|| {
-        message
-            .address_table_lookups()
-            .unwrap_or_default()
-            .iter()
-            .map(|l| MessageAddressTableLookup {
-                account_key: l.account_key.to_bytes().to_vec(),
-                writable_indexes: l.writable_indexes.clone(),
-                readonly_indexes: l.readonly_indexes.clone(),
-            })
-            .collect()
-    });
+    let lookups = recorded.is_versioned().then(|| proto_lookups(message).unwrap_or_default());
     update_from_chain_tx(
         &chain_tx(recorded),
         recorded.signature().as_ref(),
@@ -74,4 +63,18 @@ pub fn geyser_update(recorded: &Recorded) -> Result<SubscribeUpdateTransaction, 
         lookups.as_deref(),
         recorded.err.as_ref(),
     )
+}
+
+/// A message's address table lookups in Yellowstone's protobuf form; None for a legacy message.
+pub fn proto_lookups(message: &solana_message::VersionedMessage) -> Option<Vec<MessageAddressTableLookup>> {
+    message.address_table_lookups().map(|lookups| {
+        lookups
+            .iter()
+            .map(|l| MessageAddressTableLookup {
+                account_key: l.account_key.to_bytes().to_vec(),
+                writable_indexes: l.writable_indexes.clone(),
+                readonly_indexes: l.readonly_indexes.clone(),
+            })
+            .collect()
+    })
 }

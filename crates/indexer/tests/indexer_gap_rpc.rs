@@ -45,7 +45,7 @@ use vault_indexer::sources::rpc::{chain_tx_from_rpc, RpcConfig, RpcSource};
 use vault_indexer::sources::yellowstone::convert::{chain_tx_from_update, update_from_chain_tx};
 use vault_indexer::sources::yellowstone::{GapFiller, YellowstoneConfig, YellowstoneSource};
 use vault_indexer::sources::{Cursor, SourceItem, TransactionSource};
-use yellowstone_grpc_proto::prelude::{MessageAddressTableLookup, SubscribeUpdateTransaction};
+use yellowstone_grpc_proto::prelude::SubscribeUpdateTransaction;
 
 /// Transactions written directly before the indexer starts (its stored cursor is the last one).
 const PREFIX: usize = 4;
@@ -92,16 +92,7 @@ async fn geyser_update_from_node(client: &RpcClient, tx: &ChainTx) -> SubscribeU
     let header = transaction.message.header();
     let err: Option<TransactionError> = encoded.transaction.meta.as_ref().expect("meta").err.clone().map(Into::into);
     assert_eq!(err.is_some(), tx.failure.is_some());
-    let lookups: Option<Vec<MessageAddressTableLookup>> = transaction.message.address_table_lookups().map(|lookups| {
-        lookups
-            .iter()
-            .map(|l| MessageAddressTableLookup {
-                account_key: l.account_key.to_bytes().to_vec(),
-                writable_indexes: l.writable_indexes.clone(),
-                readonly_indexes: l.readonly_indexes.clone(),
-            })
-            .collect()
-    });
+    let lookups = vault_devkit::recorded::proto_lookups(&transaction.message);
     let update = update_from_chain_tx(
         tx,
         transaction.signatures[0].as_ref(),

@@ -23,11 +23,6 @@ use vault_indexer::decode::decode_all;
 use vault_indexer::ingest::bootstrap::{VaultAccounts, VaultState};
 use vault_indexer::ingest::{session_uuid, Ingest};
 
-/// Every transaction of the world that names the program, as a node delivers it.
-fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
-    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect()
-}
-
 async fn write_all(pool: &PgPool, ingest: &Ingest, txs: &[ChainTx]) -> vault_indexer::ingest::BatchReport {
     ingest.write_batch(pool, "test", &decode_all(txs), None).await.expect("batch")
 }
@@ -306,8 +301,7 @@ async fn refusals_are_recorded_at_once_and_what_waits_is_bounded() {
 
     // A landed transaction whose session is never indexed waits at most park_max_slots slots,
     // then moves to indexer_skipped with its reason.
-    let mut bounded = Ingest::default();
-    bounded.park_max_slots = 5;
+    let bounded = Ingest { park_max_slots: 5, ..Ingest::default() };
     let db = TestDb::new().await;
     let orphan_trade = {
         let venue = w.new_wallet(SOL);
@@ -394,7 +388,7 @@ async fn an_indexer_started_from_now_bootstraps_live_sessions_from_their_account
     assert_eq!(trades, 2);
     // The creation, seen later (a backfill), completes the same session instead of making another.
     let creation = chain_tx(&w.history[history_starts - 1]);
-    write_all(&db.pool, &ingest, &[creation.clone()]).await;
+    write_all(&db.pool, &ingest, std::slice::from_ref(&creation)).await;
     let sessions: Vec<(bool, Option<String>)> =
         sqlx::query_as("SELECT bootstrapped, creation_signature FROM ephemeral_sessions")
             .fetch_all(&db.pool)

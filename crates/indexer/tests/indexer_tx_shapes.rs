@@ -183,11 +183,6 @@ async fn an_event_shaped_call_without_the_event_tag_is_ignored() {
     assert!(rows_of_signature(&db.pool, &signature).await.is_empty());
 }
 
-/// Every transaction of the world that names the program, as a node delivers it.
-fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
-    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect()
-}
-
 /// One vault_transactions row: type, amount, status, error, failed_program, rolled_back_by.
 type Row = (String, String, String, Option<String>, Option<String>, Option<String>);
 

@@ -326,7 +326,7 @@ async fn register(State(app): State<Arc<App>>, caller: Caller, audit: Audit, bod
     // The row and its audit commit together.
     let mut tx = app.pool.begin().await?;
     let registered = store::register(
-        &mut *tx,
+        &mut tx,
         store::Registration {
             session_id: &session_id,
             parent_wallet: &caller.wallet,

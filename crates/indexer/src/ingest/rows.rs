@@ -314,7 +314,7 @@ pub async fn session_created(
             mint = $5, created_at = $6, expires_at = $7, approved_amount = $8, per_trade_cap = $9,
             last_event_slot = GREATEST(COALESCE(s.last_event_slot, 0), $10),
             created_slot = $10, creation_signature = $11, creation_instruction_index = $12";
-    let claimed: Option<(i32,)> = sqlx::query_as(&format!(
+    let claim = format!(
         "UPDATE ephemeral_sessions s SET {CHAIN_COLUMNS}
          WHERE s.id = (
             SELECT id FROM ephemeral_sessions
@@ -325,25 +325,13 @@ pub async fn session_created(
             LIMIT 1 FOR UPDATE)
            AND s.parent_wallet = $2 AND s.session_id = $1
          RETURNING s.id"
-    ))
-    .bind(&session_id)
-    .bind(e.parent.to_string())
-    .bind(e.delegate.to_string())
-    .bind(e.vault.to_string())
-    .bind(mint_column(&e.mint))
-    .bind(e.created_at)
-    .bind(e.expires_at)
-    .bind(to_db(e.approved_amount))
-    .bind(to_db(e.per_trade_cap))
-    .bind(tx.slot as i64)
-    .bind(&tx.signature)
-    .bind(ordinal as i32)
-    .fetch_optional(&mut *db)
-    .await?;
+    );
+    let claimed: Option<(i32,)> =
+        created_params(sqlx::query_as(&claim), &session_id, tx, ordinal, e).fetch_optional(&mut *db).await?;
     if let Some((id,)) = claimed {
         return Ok(SessionKey { id, session_id });
     }
-    let (id,): (i32,) = sqlx::query_as(&format!(
+    let insert = format!(
         "INSERT INTO ephemeral_sessions AS s (session_id, parent_wallet, ephemeral_wallet, vault_pda, mint,
             created_at, expires_at, last_activity, approved_amount, per_trade_cap, status, last_event_slot,
             created_slot, creation_signature, creation_instruction_index)
@@ -351,22 +339,33 @@ pub async fn session_created(
          ON CONFLICT (creation_signature, creation_instruction_index) WHERE creation_signature IS NOT NULL
          DO UPDATE SET {CHAIN_COLUMNS}
          RETURNING s.id"
-    ))
-    .bind(&session_id)
-    .bind(e.parent.to_string())
-    .bind(e.delegate.to_string())
-    .bind(e.vault.to_string())
-    .bind(mint_column(&e.mint))
-    .bind(e.created_at)
-    .bind(e.expires_at)
-    .bind(to_db(e.approved_amount))
-    .bind(to_db(e.per_trade_cap))
-    .bind(tx.slot as i64)
-    .bind(&tx.signature)
-    .bind(ordinal as i32)
-    .fetch_one(&mut *db)
-    .await?;
+    );
+    let (id,): (i32,) =
+        created_params(sqlx::query_as(&insert), &session_id, tx, ordinal, e).fetch_one(&mut *db).await?;
     Ok(SessionKey { id, session_id })
+}
+
+/// The parameters $1..$12 both statements of [`session_created`] take.
+fn created_params<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    session_id: &'q str,
+    tx: &'q ChainTx,
+    ordinal: usize,
+    e: &SessionCreated,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(session_id)
+        .bind(e.parent.to_string())
+        .bind(e.delegate.to_string())
+        .bind(e.vault.to_string())
+        .bind(mint_column(&e.mint))
+        .bind(e.created_at)
+        .bind(e.expires_at)
+        .bind(to_db(e.approved_amount))
+        .bind(to_db(e.per_trade_cap))
+        .bind(tx.slot as i64)
+        .bind(&tx.signature)
+        .bind(ordinal as i32)
 }
 
 async fn created_rows(

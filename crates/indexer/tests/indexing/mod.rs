@@ -15,6 +15,11 @@ pub const SOL: u64 = LAMPORTS_PER_SOL;
 
 pub use vault_devkit::recorded::chain_tx;
 
+/// Every transaction of the world that names the program, as a node delivers it.
+pub fn delivered(w: &VaultWorld) -> Vec<ChainTx> {
+    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(chain_tx).collect()
+}
+
 fn trade_args(trade_id: u64, amount: u64) -> ephemeral_vault::instructions::ExecuteTradeArgs {
     ephemeral_vault::instructions::ExecuteTradeArgs { trade_id, amount, fee: 0 }
 }
