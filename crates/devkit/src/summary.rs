@@ -50,7 +50,7 @@ impl Summary {
                     coalesce(sum(a.successful_trades), 0)::BIGINT AS successful,
                     coalesce(sum(a.failed_trades), 0)::BIGINT AS failed,
                     coalesce(sum(a.total_volume) FILTER (WHERE s.mint IS NULL), 0) AS sol_volume
-             FROM session_analytics a JOIN ephemeral_sessions s USING (session_id)",
+             FROM session_analytics a JOIN ephemeral_sessions s ON s.id = a.session_ref",
         )
         .fetch_one(pool)
         .await?;

@@ -120,6 +120,9 @@ fn assert_scenario_rows(expected: &Expected, summary: &Summary, cleaned: usize) 
     assert_eq!(summary.sessions_by_status.get("cleaned"), Some(&4));
     assert_eq!(summary.delegations, 6 + 1, "six first delegates and one rotation");
     assert_eq!(summary.trades.failed, 4);
+    // Analytics per session (vault incarnation): six sessions, each trade counted once, though
+    // three of them share one session id.
+    assert_eq!((summary.trades.sessions, summary.trades.successful), (6, count("trade", true) as i64));
     assert_eq!(summary.audit_broken_at, None);
 }
 
