@@ -111,7 +111,7 @@ pub async fn reprocess(
                 continue;
             }
         };
-        ingest.apply_unparked(&mut db, &crate::ingest::created_vaults(&decoded)).await?;
+        ingest.apply_unparked(&mut db, &decoded.decoded.opened_vaults()).await?;
         sqlx::query(
             "UPDATE indexer_skipped SET reprocessed_at = now(), reprocess_outcome = $2 WHERE transaction_signature = $1",
         )

@@ -63,6 +63,17 @@ impl Decoded {
         self.actions.is_empty()
     }
 
+    /// The vaults this transaction opens an incarnation of: those of its SessionCreated events.
+    pub fn opened_vaults(&self) -> Vec<Pubkey> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                VaultAction::Event(VaultEvent::SessionCreated(e)) => Some(e.vault),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The problems as one line, for logs and `indexer_skipped.reason`.
     pub fn problems_text(&self) -> String {
         self.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::AccountDeserialize;
-use ephemeral_vault::sdk::VaultEvent;
 use ephemeral_vault::state::{Vault, VaultStatus};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use sqlx::{PgConnection, PgPool};
@@ -20,7 +19,7 @@ use vault_db::amount::to_db;
 
 use super::rows::session_uuid;
 use crate::chain_tx::Commitment;
-use crate::decode::{action_vault, DecodedTx, VaultAction};
+use crate::decode::{action_vault, DecodedTx};
 
 /// A vault account as read from the chain.
 #[derive(Clone, Debug)]
@@ -86,17 +85,11 @@ impl VaultAccounts for RpcVaultAccounts {
 /// The vaults that events of this batch's landed transactions name, that no SessionCreated of
 /// the batch opens and that have no session row at all: the ones to read from the chain.
 pub async fn unknown_vaults(pool: &PgPool, txs: &[DecodedTx]) -> Result<Vec<Pubkey>, sqlx::Error> {
-    let mut created = vec![];
-    let mut named = vec![];
-    for decoded in txs.iter().filter(|d| d.tx.failure.is_none()) {
-        for action in &decoded.decoded.actions {
-            match action {
-                VaultAction::Event(VaultEvent::SessionCreated(e)) => created.push(e.vault),
-                other => named.extend(action_vault(other)),
-            }
-        }
-    }
-    named.retain(|v| !created.contains(v));
+    let landed: Vec<&DecodedTx> = txs.iter().filter(|d| d.tx.failure.is_none()).collect();
+    let opened: Vec<Pubkey> = landed.iter().flat_map(|d| d.decoded.opened_vaults()).collect();
+    let mut named: Vec<Pubkey> =
+        landed.iter().flat_map(|d| d.decoded.actions.iter().filter_map(action_vault)).collect();
+    named.retain(|v| !opened.contains(v));
     named.sort();
     named.dedup();
     if named.is_empty() {

@@ -128,7 +128,7 @@ impl Ingest {
             match self.apply(&mut db, tx).await? {
                 TxOutcome::Written { .. } => {
                     report.written += 1;
-                    opened.extend(created_vaults(tx));
+                    opened.extend(tx.decoded.opened_vaults());
                 }
                 TxOutcome::Parked => report.parked += 1,
                 TxOutcome::Skipped(_) => report.skipped += 1,
@@ -154,8 +154,9 @@ impl Ingest {
     /// ([`rows::incarnation`]). A landed transaction whose event names a vault with no indexed
     /// incarnation waits in indexer_parked (its session's creation is still to come, or was
     /// before this indexer's history and the vault could not be bootstrapped). A failed
-    /// transaction never waits: what it tried on an unknown vault - or a refused create_session,
-    /// which has no session at all - is recorded in the audit log at once.
+    /// transaction is recorded in the audit log at once: a refused create_session (no session
+    /// at all) or a refusal of an account that was no vault never waits; a refusal on a vault not
+    /// indexed yet waits, bounded, for the session its failed rows belong to.
     pub async fn apply(&self, db: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<TxOutcome, sqlx::Error> {
         let DecodedTx { tx, decoded } = decoded_tx;
         if decoded.actions.is_empty() {
@@ -167,31 +168,44 @@ impl Ingest {
             parking::record_skipped(db, tx, &reason).await?;
             return Ok(TxOutcome::Skipped(reason));
         }
-        if tx.failure.is_none() {
-            if let Some(vault) = self.first_unknown_vault(db, decoded_tx).await? {
+        // Where each action belongs, from what is indexed before this transaction is written; one
+        // lookup per action, and the parking decision is read off the same answers.
+        let resolved = self.resolve(db, decoded_tx).await?;
+        let waiting_on = resolved.iter().find_map(|r| match r {
+            Resolution::Unknown(vault) => Some(*vault),
+            _ => None,
+        });
+        if let Some(vault) = waiting_on {
+            if tx.failure.is_none() {
                 parking::park(db, tx, &vault).await?;
                 return Ok(TxOutcome::Parked);
             }
-        } else if let Some(vault) = self.refusal_waiting_on(db, decoded_tx).await? {
-            // Recorded at once (the audit entries are idempotent, so applying it later adds
-            // nothing to them); its failed rows wait, bounded, for the session they belong to.
-            for (ordinal, action) in decoded.actions.iter().enumerate() {
-                audit::record(db, tx, ordinal, action).await?;
+            if !tx.failure.as_ref().is_some_and(|failure| vault_account_refused(tx, failure)) {
+                // Recorded at once (the audit entries are idempotent, so applying it later adds
+                // nothing to them); its failed rows wait, bounded, for the session they belong to.
+                for (ordinal, action) in decoded.actions.iter().enumerate() {
+                    audit::record(db, tx, ordinal, action).await?;
+                }
+                parking::park(db, tx, &vault).await?;
+                return Ok(TxOutcome::Parked);
             }
-            parking::park(db, tx, &vault).await?;
-            return Ok(TxOutcome::Parked);
+            // The program refused the vault account itself: it was no vault, and no session
+            // will ever come for it. Recorded in the audit log only, below.
         }
         let mut sessions = Vec::with_capacity(decoded.actions.len());
-        for (ordinal, action) in decoded.actions.iter().enumerate() {
-            let session = match action {
-                VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                    Some(rows::session_created(db, tx, ordinal, e).await?)
-                }
-                // A refused creation made no session: nothing to attach it to.
-                VaultAction::Refused { instruction, .. } if instruction.kind == InstructionKind::CreateSession => None,
-                _ => match action_vault(action) {
-                    Some(vault) => rows::incarnation(db, &vault, tx, ordinal).await?,
-                    None => None,
+        for (ordinal, (action, resolution)) in decoded.actions.iter().zip(resolved).enumerate() {
+            let session = match resolution {
+                Resolution::Known(session) => Some(session),
+                Resolution::NoSession | Resolution::Unknown(_) => None,
+                Resolution::OpenedHere => match action {
+                    VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                        Some(rows::session_created(db, tx, ordinal, e).await?)
+                    }
+                    // A vault opened earlier in this transaction: its incarnation is written now.
+                    _ => match action_vault(action) {
+                        Some(vault) => rows::incarnation(db, &vault, tx, ordinal).await?,
+                        None => None,
+                    },
                 },
             };
             if let Some(session) = &session {
@@ -232,52 +246,37 @@ impl Ingest {
         }
     }
 
-    /// A vault a refused instruction of this failed transaction names that existed when it was
-    /// refused (the program did not refuse the vault account itself) but has no indexed
-    /// incarnation yet: its session is still to come. None for a refused create_session (it
-    /// made no session) and for an account that was no vault.
-    async fn refusal_waiting_on(
-        &self,
-        db: &mut PgConnection,
-        decoded_tx: &DecodedTx,
-    ) -> Result<Option<Pubkey>, sqlx::Error> {
+    /// The session each action of the transaction belongs to, as far as the database knows it
+    /// before the transaction is written: found (the incarnation of its vault at the action's
+    /// position), opened by this transaction (its own SessionCreated, or a vault a SessionCreated
+    /// earlier in it opened - resolved once that is written), none (a refused create_session made
+    /// no session; deployment-wide actions name none), or unknown (a vault with no indexed
+    /// incarnation at that position).
+    async fn resolve(&self, db: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<Vec<Resolution>, sqlx::Error> {
         let DecodedTx { tx, decoded } = decoded_tx;
-        if tx.failure.as_ref().is_some_and(|failure| vault_account_refused(tx, failure)) {
-            return Ok(None);
-        }
+        let mut opened = vec![];
+        let mut resolved = Vec::with_capacity(decoded.actions.len());
         for (ordinal, action) in decoded.actions.iter().enumerate() {
-            let VaultAction::Refused { instruction, .. } = action else { continue };
-            if instruction.kind == InstructionKind::CreateSession {
-                continue;
-            }
-            let Some(vault) = instruction.vault else { continue };
-            if rows::incarnation(db, &vault, tx, ordinal).await?.is_none() {
-                return Ok(Some(vault));
-            }
+            let resolution = match action {
+                VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                    opened.push(e.vault);
+                    Resolution::OpenedHere
+                }
+                VaultAction::Refused { instruction, .. } if instruction.kind == InstructionKind::CreateSession => {
+                    Resolution::NoSession
+                }
+                _ => match action_vault(action) {
+                    None => Resolution::NoSession,
+                    Some(vault) if opened.contains(&vault) => Resolution::OpenedHere,
+                    Some(vault) => match rows::incarnation(db, &vault, tx, ordinal).await? {
+                        Some(session) => Resolution::Known(session),
+                        None => Resolution::Unknown(vault),
+                    },
+                },
+            };
+            resolved.push(resolution);
         }
-        Ok(None)
-    }
-
-    /// The first vault an event of this landed transaction names that has no incarnation at the
-    /// event's position (one created earlier in the same transaction counts).
-    async fn first_unknown_vault(
-        &self,
-        db: &mut PgConnection,
-        decoded_tx: &DecodedTx,
-    ) -> Result<Option<Pubkey>, sqlx::Error> {
-        let DecodedTx { tx, decoded } = decoded_tx;
-        let mut created = vec![];
-        for (ordinal, action) in decoded.actions.iter().enumerate() {
-            if let VaultAction::Event(VaultEvent::SessionCreated(e)) = action {
-                created.push(e.vault);
-                continue;
-            }
-            let Some(vault) = action_vault(action) else { continue };
-            if !created.contains(&vault) && rows::incarnation(db, &vault, tx, ordinal).await?.is_none() {
-                return Ok(Some(vault));
-            }
-        }
-        Ok(None)
+        Ok(resolved)
     }
 
     /// Applies parked transactions whose vault got an incarnation in this batch (`vaults`),
@@ -293,7 +292,7 @@ impl Ingest {
                 let decoded = DecodedTx::new(tx);
                 if matches!(self.apply(db, &decoded).await?, TxOutcome::Written { .. }) {
                     applied += 1;
-                    waiting_on.extend(created_vaults(&decoded));
+                    waiting_on.extend(decoded.decoded.opened_vaults());
                 }
             }
         }
@@ -301,17 +300,12 @@ impl Ingest {
     }
 }
 
-/// The vaults a transaction opens an incarnation of (its SessionCreated events).
-pub(crate) fn created_vaults(decoded: &DecodedTx) -> Vec<Pubkey> {
-    decoded
-        .decoded
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            VaultAction::Event(VaultEvent::SessionCreated(e)) => Some(e.vault),
-            _ => None,
-        })
-        .collect()
+/// Where an action of a transaction belongs (see [`Ingest::resolve`]).
+enum Resolution {
+    Known(SessionKey),
+    OpenedHere,
+    NoSession,
+    Unknown(Pubkey),
 }
 
 pub async fn load_cursor(pool: &PgPool, source: &str) -> Result<Option<Cursor>, sqlx::Error> {
