@@ -16,3 +16,17 @@ pub mod world;
 pub use sessions::*;
 pub use tokens::*;
 pub use world::*;
+
+/// `12345` as `12,345`: figures as the README prints them (the compute-unit benchmark, and the
+/// test that checks the README's rent table).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -357,17 +357,6 @@ fn account_sizes_and_rent_match_the_readme() {
 
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../README.md")).expect("README.md");
-    let with_commas = |n: u64| {
-        let digits = n.to_string();
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    };
     for (name, len) in observed {
         let row = readme
             .lines()
@@ -376,7 +365,7 @@ fn account_sizes_and_rent_match_the_readme() {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(
             cells[cells.len() - 4..cells.len() - 1],
-            [format!("{len} B"), with_commas(genesis.minimum_balance(len)), with_commas(w.rent(len)),],
+            [format!("{len} B"), thousands(genesis.minimum_balance(len)), thousands(w.rent(len)),],
             "README row: {row}"
         );
     }

@@ -61,19 +61,6 @@ fn limit(instruction: &str, variant: &str) -> Option<u64> {
         .or_else(|| previous(instruction, variant))
 }
 
-/// `12345` as `12,345`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 struct Row {
     instruction: &'static str,
     variant: String,
