@@ -46,6 +46,46 @@ pub async fn raise<'e>(db: impl sqlx::PgExecutor<'e>, source: &str, alert: Alert
     Ok(new)
 }
 
+/// [`raise`] for many alerts in one statement; the number that were new. Alerts sharing a
+/// dedup key within `alerts` are raised once (the first).
+pub async fn raise_all<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    source: &str,
+    alerts: Vec<Alert<'_>>,
+) -> Result<u64, sqlx::Error> {
+    let mut seen = std::collections::HashSet::new();
+    let alerts: Vec<Alert<'_>> = alerts.into_iter().filter(|a| seen.insert(a.dedup_key.clone())).collect();
+    if alerts.is_empty() {
+        return Ok(0);
+    }
+    let metadata: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|alert| {
+            let mut metadata = if alert.metadata.is_object() { alert.metadata.clone() } else { json!({}) };
+            metadata["dedup_key"] = json!(alert.dedup_key);
+            metadata["source"] = json!(source);
+            metadata
+        })
+        .collect();
+    let done = sqlx::query(
+        "INSERT INTO security_alerts (session_id, alert_type, severity, description, metadata, session_ref)
+         SELECT * FROM UNNEST($1::varchar[], $2::varchar[], $3::varchar[], $4::text[], $5::jsonb[], $6::int4[])
+         ON CONFLICT ((metadata ->> 'dedup_key')) WHERE metadata ? 'dedup_key' DO NOTHING",
+    )
+    .bind(alerts.iter().map(|a| a.session_id).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.alert_type).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.severity).collect::<Vec<_>>())
+    .bind(alerts.iter().map(|a| a.description.as_str()).collect::<Vec<_>>())
+    .bind(metadata)
+    .bind(alerts.iter().map(|a| a.session_ref).collect::<Vec<_>>())
+    .execute(db)
+    .await?;
+    if done.rows_affected() > 0 {
+        tracing::warn!(alerts = done.rows_affected(), source, "security alerts raised");
+    }
+    Ok(done.rows_affected())
+}
+
 /// The unusual-spending rule: one trade or top-up spends at least `share_bps` basis points of
 /// the session's approved amount. Compared in integer units (base units or lamports), never
 /// floats, so the boundary is exact for every u64.

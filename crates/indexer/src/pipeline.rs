@@ -1,10 +1,11 @@
 //! Source -> decoder -> batches -> database. The source streams into a bounded channel
-//! (backpressure, no drops); each transaction is decoded as it leaves the channel, so the writer
-//! receives decoded transactions only; the writer takes up to `batch_size` of them or whatever
-//! arrived within `batch_timeout`, and commits them with the source's cursor in one database
-//! transaction. If
-//! the database is unreachable the same batch is retried with backoff until it commits: the
-//! indexer waits for PostgreSQL rather than dropping or reordering anything.
+//! (backpressure, no drops); a decoder task turns each transaction into a [`DecodedTx`] as it
+//! leaves that channel, so the writer receives decoded transactions only, and the next batch is
+//! decoded while the current one commits. The writer has no batching delay: as soon as it is
+//! free it takes whatever is queued (up to `batch_size`, at least one) and commits it with the
+//! source's cursor in one database transaction. If the database is unreachable the same batch
+//! is retried with backoff until it commits: the indexer waits for PostgreSQL rather than
+//! dropping or reordering anything.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -22,14 +23,30 @@ use crate::sources::{Cursor, SourceItem, TransactionSource, Unreadable};
 
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
+    /// Most transactions in one database transaction.
     pub batch_size: usize,
-    pub batch_timeout: Duration,
+    /// Transactions buffered between the source and the writer (backpressure beyond it).
     pub channel_capacity: usize,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { batch_size: 256, batch_timeout: Duration::from_millis(50), channel_capacity: 4_096 }
+        Self { batch_size: 256, channel_capacity: 4_096 }
+    }
+}
+
+/// What the decoder hands the writer.
+enum Decoded {
+    Tx(DecodedTx),
+    Unreadable(Unreadable),
+}
+
+impl Decoded {
+    fn position(&self) -> (u64, Option<u64>, &String) {
+        match self {
+            Decoded::Tx(tx) => (tx.tx.slot, tx.tx.index_in_block, &tx.tx.signature),
+            Decoded::Unreadable(u) => (u.slot, None, &u.signature),
+        }
     }
 }
 
@@ -45,49 +62,67 @@ pub async fn run<S: TransactionSource>(
     let resume = load_cursor(&pool, name).await?;
     tracing::info!(source = name, ?resume, "starting");
     let (sender, receiver) = mpsc::channel(config.channel_capacity);
-    let writer = tokio::spawn(write_loop(pool, ingest, name, receiver, metrics, config));
+    let (decoded_sender, decoded) = mpsc::channel(config.batch_size.max(1));
+    let decoder = tokio::spawn(decode_loop(receiver, decoded_sender, metrics.clone()));
+    let writer = tokio::spawn(write_loop(pool, ingest, name, decoded, metrics, config));
     let streamed = source.stream(resume, sender).await;
-    // The sender is gone: the writer drains what is buffered, then ends.
+    // The sender is gone: the decoder and the writer drain what is buffered, then end.
+    decoder.await?;
     let written = writer.await?;
     streamed.and(written)
+}
+
+/// Decodes each item as it leaves the source's channel (a separate task: it runs while the
+/// writer waits for a commit).
+async fn decode_loop(
+    mut receiver: mpsc::Receiver<SourceItem>,
+    out: mpsc::Sender<Decoded>,
+    metrics: Arc<IndexerMetrics>,
+) {
+    while let Some(item) = receiver.recv().await {
+        metrics.transactions_seen.fetch_add(1, Relaxed);
+        metrics.source_slot.fetch_max(item.slot(), Relaxed);
+        let decoded = match item {
+            SourceItem::Tx(tx) => Decoded::Tx(DecodedTx::new(tx)),
+            SourceItem::Unreadable(u) => Decoded::Unreadable(u),
+        };
+        if out.send(decoded).await.is_err() {
+            return; // the writer ended (failed): nothing more to do
+        }
+    }
 }
 
 async fn write_loop(
     pool: PgPool,
     ingest: Ingest,
     source: &'static str,
-    mut receiver: mpsc::Receiver<SourceItem>,
+    mut receiver: mpsc::Receiver<Decoded>,
     metrics: Arc<IndexerMetrics>,
     config: PipelineConfig,
 ) -> anyhow::Result<()> {
     let mut batch: Vec<DecodedTx> = Vec::with_capacity(config.batch_size);
     let mut unreadable: Vec<Unreadable> = vec![];
     loop {
+        // Wait for one, then take whatever else is queued: no batching delay.
         let Some(first) = receiver.recv().await else { return Ok(()) };
         let mut items = vec![first];
-        let deadline = tokio::time::Instant::now() + config.batch_timeout;
         while items.len() < config.batch_size {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) | Err(_) => break,
+            match receiver.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
             }
         }
         // The newest item in chain order is where the cursor goes; an unreadable one counts,
         // its indexer_skipped row says what became of it.
         let newest = items
             .iter()
-            .map(|item| match item {
-                SourceItem::Tx(tx) => (tx.slot, tx.index_in_block, &tx.signature),
-                SourceItem::Unreadable(u) => (u.slot, None, &u.signature),
-            })
+            .map(Decoded::position)
             .max_by_key(|(slot, index, _)| (*slot, *index))
             .map(|(slot, _, signature)| Cursor { slot, signature: Some(signature.clone()) });
         for item in items {
-            metrics.transactions_seen.fetch_add(1, Relaxed);
-            metrics.source_slot.fetch_max(item.slot(), Relaxed);
             match item {
-                SourceItem::Tx(tx) => batch.push(DecodedTx::new(tx)),
-                SourceItem::Unreadable(u) => unreadable.push(u),
+                Decoded::Tx(tx) => batch.push(tx),
+                Decoded::Unreadable(u) => unreadable.push(u),
             }
         }
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));

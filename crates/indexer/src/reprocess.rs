@@ -111,7 +111,6 @@ pub async fn reprocess(
                 continue;
             }
         };
-        ingest.apply_unparked(&mut db, &decoded.decoded.opened_vaults()).await?;
         sqlx::query(
             "UPDATE indexer_skipped SET reprocessed_at = now(), reprocess_outcome = $2 WHERE transaction_signature = $1",
         )

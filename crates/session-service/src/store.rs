@@ -281,12 +281,14 @@ pub struct AnalyticsRow {
     pub peak_activity_hour: Option<i32>,
 }
 
-/// The session's analytics row; None before the indexer has written one.
+/// The session's analytics row; None before the indexer has written one. From
+/// session_analytics_view: a live or expired session's duration and rate run to min(now, expiry)
+/// (migration 0013 defines every column).
 pub async fn analytics(pool: &PgPool, session_ref: i32) -> Result<Option<AnalyticsRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT total_trades, successful_trades, failed_trades, total_volume, total_fees_paid, avg_trade_size,
                 avg_confirmation_time, session_duration, trades_per_minute, peak_activity_hour
-         FROM session_analytics WHERE session_ref = $1",
+         FROM session_analytics_view WHERE session_ref = $1",
     )
     .bind(session_ref)
     .fetch_optional(pool)

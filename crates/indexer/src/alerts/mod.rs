@@ -9,15 +9,14 @@
 //! - `expired_session`: the delegate (or parent) kept trying after the session expired.
 
 use serde_json::json;
-use sqlx::PgConnection;
 
-use vault_db::alerts::{raise, Alert, UnusualSpending};
-use vault_db::amount::{from_db, to_db};
+use vault_db::alerts::{raise_all, Alert, UnusualSpending};
+use vault_db::amount::to_db;
 
 use crate::chain_tx::{ChainTx, TxFailure};
 use crate::decode::Cause;
 use crate::decode::{InstructionKind, VaultAction, VaultInstruction};
-use crate::ingest::SessionKey;
+use crate::ingest::{Db, SessionKey};
 use ephemeral_vault::events::TradeExecuted;
 use ephemeral_vault::sdk::VaultEvent;
 
@@ -46,125 +45,119 @@ impl Default for AlertRules {
     }
 }
 
-/// Applies the rules to one action whose rows are written: a landed trade (unusual spending,
-/// high frequency), a refused instruction (expired session).
-pub async fn apply(
-    db: &mut PgConnection,
-    rules: &AlertRules,
-    tx: &ChainTx,
-    ordinal: usize,
-    action: &VaultAction,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    match action {
-        VaultAction::Event(VaultEvent::TradeExecuted(trade)) => {
-            after_trade(db, rules, session, tx, ordinal, trade).await
-        }
-        // Only the vault's own refusals say anything about the session: an instruction rolled
-        // back by another program's failure, or failed in a program the vault called, carries no
-        // vault error code.
-        VaultAction::Refused { instruction, failure, cause } => {
-            after_refusal(db, rules, session, tx, ordinal, instruction, failure, cause).await
-        }
-        VaultAction::Event(_) => Ok(()),
-    }
+/// An alert decided, waiting for the batch's one insert.
+struct Raised {
+    session: SessionKey,
+    alert_type: &'static str,
+    severity: &'static str,
+    description: String,
+    metadata: serde_json::Value,
+    dedup_key: String,
 }
 
-async fn after_trade(
-    db: &mut PgConnection,
-    rules: &AlertRules,
-    session: &SessionKey,
-    tx: &ChainTx,
-    ordinal: usize,
-    trade: &TradeExecuted,
-) -> Result<(), sqlx::Error> {
-    let spent = u128::from(trade.amount) + u128::from(trade.fee);
-    let approved: Option<(rust_decimal::Decimal,)> =
-        sqlx::query_as("SELECT approved_amount FROM ephemeral_sessions WHERE id = $1")
-            .bind(session.id)
-            .fetch_optional(&mut *db)
-            .await?;
-    // A stored amount that is not a u64 cannot come from the program; such a row is not judged.
-    if let Some(approved) = approved.and_then(|(a,)| from_db(a).ok()) {
-        if rules.unusual_spending_bps.is_unusual(spent, approved) {
-            raise(
-                &mut *db,
-                "indexer",
-                Alert {
-                    session_id: &session.session_id,
-                    session_ref: Some(session.id),
+/// A landed trade, for the batch's one high-frequency count, with its place in chain order.
+struct Trade {
+    session: SessionKey,
+    at: i64,
+    slot: i64,
+    signature: String,
+    ordinal: i32,
+    total_spent: u64,
+}
+
+/// The alerts of a batch: the per-action rules decided as actions are applied, high frequency
+/// counted for all of the batch's trades at once after its rows are written, then one insert.
+#[derive(Default)]
+pub struct BatchAlerts {
+    raised: Vec<Raised>,
+    trades: Vec<Trade>,
+}
+
+impl BatchAlerts {
+    /// Applies the rules to one action: a landed trade (unusual spending now, high frequency at
+    /// [`BatchAlerts::raise`]), a refused instruction (expired session). `approved` is the
+    /// session's approved amount (base units or lamports), when known.
+    pub fn evaluate(
+        &mut self,
+        rules: &AlertRules,
+        tx: &ChainTx,
+        ordinal: usize,
+        action: &VaultAction,
+        session: &SessionKey,
+        approved: Option<u64>,
+    ) {
+        match action {
+            VaultAction::Event(VaultEvent::TradeExecuted(trade)) => {
+                self.after_trade(rules, session, approved, tx, ordinal, trade)
+            }
+            // Only the vault's own refusals say anything about the session: an instruction rolled
+            // back by another program's failure, or failed in a program the vault called, carries
+            // no vault error code.
+            VaultAction::Refused { instruction, failure, cause } => {
+                self.after_refusal(rules, session, tx, ordinal, instruction, failure, cause)
+            }
+            VaultAction::Event(_) => {}
+        }
+    }
+
+    fn after_trade(
+        &mut self,
+        rules: &AlertRules,
+        session: &SessionKey,
+        approved: Option<u64>,
+        tx: &ChainTx,
+        ordinal: usize,
+        trade: &TradeExecuted,
+    ) {
+        let spent = u128::from(trade.amount) + u128::from(trade.fee);
+        if let Some(approved) = approved {
+            if rules.unusual_spending_bps.is_unusual(spent, approved) {
+                self.raised.push(Raised {
+                    session: session.clone(),
                     alert_type: "unusual_spending",
                     severity: "high",
                     description: format!("trade {} spent {spent} of an approved {approved}", trade.trade_id),
                     metadata: json!({"signature": tx.signature, "trade_id": trade.trade_id.to_string(), "spent": spent.to_string()}),
                     dedup_key: format!("unusual_spending:{}:{ordinal}", tx.signature),
-                },
-            )
-            .await?;
+                });
+            }
+        }
+        if rules.high_frequency_trades > 0 {
+            self.trades.push(Trade {
+                session: session.clone(),
+                at: trade.timestamp,
+                slot: tx.slot as i64,
+                signature: tx.signature.clone(),
+                ordinal: ordinal as i32,
+                total_spent: trade.totals.total_spent,
+            });
         }
     }
 
-    if rules.high_frequency_trades > 0 {
-        let window = rules.high_frequency_window_secs.max(1);
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM vault_transactions
-             WHERE session_ref = $1 AND transaction_type = 'trade' AND status <> 'failed'
-               AND confirmed_at > $2 - $3 AND confirmed_at <= $2",
-        )
-        .bind(session.id)
-        .bind(trade.timestamp)
-        .bind(window)
-        .fetch_one(&mut *db)
-        .await?;
-        if count >= i64::from(rules.high_frequency_trades) {
-            let bucket = trade.timestamp.div_euclid(window);
-            raise(
-                &mut *db,
-                "indexer",
-                Alert {
-                    session_id: &session.session_id,
-                    session_ref: Some(session.id),
-                    alert_type: "high_frequency",
-                    severity: "medium",
-                    description: format!("{count} trades within {window} s"),
-                    metadata: json!({"trades": count, "window_secs": window, "at": trade.timestamp, "volume_so_far": to_db(trade.totals.total_spent).to_string()}),
-                    dedup_key: format!("high_frequency:{}:{bucket}", session.id),
-                },
-            )
-            .await?;
+    #[allow(clippy::too_many_arguments)]
+    fn after_refusal(
+        &mut self,
+        rules: &AlertRules,
+        session: &SessionKey,
+        tx: &ChainTx,
+        ordinal: usize,
+        instruction: &VaultInstruction,
+        failure: &TxFailure,
+        cause: &Cause,
+    ) {
+        if !cause.is_vault_refusal() {
+            return;
         }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn after_refusal(
-    db: &mut PgConnection,
-    rules: &AlertRules,
-    session: &SessionKey,
-    tx: &ChainTx,
-    ordinal: usize,
-    instruction: &VaultInstruction,
-    failure: &TxFailure,
-    cause: &Cause,
-) -> Result<(), sqlx::Error> {
-    if !cause.is_vault_refusal() {
-        return Ok(());
-    }
-    let acts_on_funds = matches!(
-        instruction.kind,
-        InstructionKind::ExecuteTrade
-            | InstructionKind::TopUpFees
-            | InstructionKind::Deposit
-            | InstructionKind::ApproveDelegate
-    );
-    if rules.expired_session && acts_on_funds && failure.is_session_expired() {
-        raise(
-            &mut *db,
-            "indexer",
-            Alert {
-                session_id: &session.session_id,
-                session_ref: Some(session.id),
+        let acts_on_funds = matches!(
+            instruction.kind,
+            InstructionKind::ExecuteTrade
+                | InstructionKind::TopUpFees
+                | InstructionKind::Deposit
+                | InstructionKind::ApproveDelegate
+        );
+        if rules.expired_session && acts_on_funds && failure.is_session_expired() {
+            self.raised.push(Raised {
+                session: session.clone(),
                 alert_type: "expired_session",
                 severity: "medium",
                 description: format!(
@@ -173,9 +166,69 @@ async fn after_refusal(
                 ),
                 metadata: json!({"signature": tx.signature, "signer": instruction.signer.to_string()}),
                 dedup_key: format!("expired_session:{}:{ordinal}", tx.signature),
-            },
-        )
-        .await?;
+            });
+        }
     }
-    Ok(())
+
+    /// Counts, for every landed trade of the batch, its session's landed trades within the
+    /// window up to it (one statement over the index on (session_ref, confirmed_at); the batch's
+    /// rows are written already), then inserts every alert of the batch (one statement). "Up to
+    /// it" is in a fixed order - block time, slot, signature, instruction - not in the order rows
+    /// were written, so the trade that raises a window's alert does not depend on how the stream
+    /// was cut into batches.
+    pub async fn raise(mut self, db: &mut Db<'_>, rules: &AlertRules) -> Result<(), sqlx::Error> {
+        if !self.trades.is_empty() {
+            let window = rules.high_frequency_window_secs.max(1);
+            let counts: Vec<(i64,)> = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM vault_transactions t
+                         WHERE t.session_ref = u.session_ref AND t.transaction_type = 'trade' AND t.status <> 'failed'
+                           AND t.confirmed_at > u.at - $6
+                           AND (t.confirmed_at, t.block_slot, t.transaction_signature, t.instruction_index)
+                               <= (u.at, u.slot, u.signature, u.ordinal))
+                 FROM UNNEST($1::int4[], $2::int8[], $3::int8[], $4::varchar[], $5::int4[])
+                      WITH ORDINALITY AS u(session_ref, at, slot, signature, ordinal, n)
+                 ORDER BY u.n",
+            )
+            .bind(self.trades.iter().map(|t| t.session.id).collect::<Vec<_>>())
+            .bind(self.trades.iter().map(|t| t.at).collect::<Vec<_>>())
+            .bind(self.trades.iter().map(|t| t.slot).collect::<Vec<_>>())
+            .bind(self.trades.iter().map(|t| t.signature.as_str()).collect::<Vec<_>>())
+            .bind(self.trades.iter().map(|t| t.ordinal).collect::<Vec<_>>())
+            .bind(window)
+            .fetch_all(db.conn())
+            .await?;
+            for (trade, (count,)) in self.trades.iter().zip(counts) {
+                if count >= i64::from(rules.high_frequency_trades) {
+                    let bucket = trade.at.div_euclid(window);
+                    self.raised.push(Raised {
+                        session: trade.session.clone(),
+                        alert_type: "high_frequency",
+                        severity: "medium",
+                        description: format!("{count} trades within {window} s"),
+                        metadata: json!({"trades": count, "window_secs": window, "at": trade.at,
+                            "volume_so_far": to_db(trade.total_spent).to_string()}),
+                        dedup_key: format!("high_frequency:{}:{bucket}", trade.session.id),
+                    });
+                }
+            }
+        }
+        if self.raised.is_empty() {
+            return Ok(());
+        }
+        let alerts: Vec<Alert<'_>> = self
+            .raised
+            .iter()
+            .map(|r| Alert {
+                session_id: &r.session.session_id,
+                session_ref: Some(r.session.id),
+                alert_type: r.alert_type,
+                severity: r.severity,
+                description: r.description.clone(),
+                metadata: r.metadata.clone(),
+                dedup_key: r.dedup_key.clone(),
+            })
+            .collect();
+        raise_all(db.conn(), "indexer", alerts).await?;
+        Ok(())
+    }
 }

@@ -17,7 +17,7 @@ use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use sqlx::{PgConnection, PgPool};
 use vault_db::amount::to_db;
 
-use super::rows::session_uuid;
+use super::incarnations::session_uuid;
 use crate::chain_tx::Commitment;
 use crate::decode::{action_vault, DecodedTx};
 

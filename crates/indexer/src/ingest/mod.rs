@@ -8,19 +8,38 @@
 
 mod audit;
 pub mod bootstrap;
+mod incarnations;
 mod parking;
 mod rows;
 
-pub use rows::{incarnation, session_uuid, SessionKey};
+pub use incarnations::{session_uuid, SessionKey};
 
 use anchor_lang::prelude::Pubkey;
 use ephemeral_vault::sdk::VaultEvent;
 use sqlx::{PgConnection, PgPool};
 
-use crate::alerts;
-use crate::alerts::AlertRules;
+use crate::alerts::{AlertRules, BatchAlerts};
 use crate::decode::{action_vault, vault_account_refused, DecodedTx, InstructionKind, VaultAction};
 use crate::sources::{Cursor, Unreadable};
+use incarnations::Incarnations;
+
+/// A connection inside the batch's database transaction that counts its round trips.
+pub struct Db<'c> {
+    conn: &'c mut PgConnection,
+    statements: usize,
+}
+
+impl<'c> Db<'c> {
+    fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn, statements: 0 }
+    }
+
+    /// The connection for one statement (counted).
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.statements += 1;
+        &mut *self.conn
+    }
+}
 
 /// What happened to one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +67,9 @@ pub struct BatchReport {
     pub expired: u64,
     /// Sessions written from their vault account's state (see [`bootstrap`]).
     pub bootstrapped: usize,
+    /// Round trips to PostgreSQL the batch took, BEGIN and COMMIT included (the benchmark's
+    /// "round trips per batch").
+    pub statements: usize,
 }
 
 /// How long a transaction may wait for its session by default: 9,000 slots, about an hour at
@@ -103,7 +125,9 @@ impl Ingest {
 
     /// Writes `txs`, records `unreadable` in indexer_skipped and moves `source`'s cursor to
     /// `cursor`, atomically: the cursor never passes a transaction without a row saying what
-    /// became of it.
+    /// became of it. About ten round trips whatever the batch's size: BEGIN, one read of the
+    /// batch's sessions, one statement per table written, the high-frequency count, the parking
+    /// checks, the cursor, the audit append and COMMIT; plus one per session created.
     pub async fn write_batch_with_unreadable(
         &self,
         pool: &PgPool,
@@ -114,115 +138,171 @@ impl Ingest {
     ) -> Result<BatchReport, sqlx::Error> {
         // Read from the chain before the database transaction opens: no lock waits on a node.
         let bootstrapped = self.read_unknown_vaults(pool, txs).await?;
-        let mut db = pool.begin().await?;
+        let mut conn = pool.begin().await?;
+        let mut db = Db::new(&mut conn);
+        db.statements += 1; // BEGIN
         let mut report = BatchReport { bootstrapped: bootstrapped.len(), ..BatchReport::default() };
-        let mut opened: Vec<Pubkey> = vec![];
         for state in &bootstrapped {
-            bootstrap::write(&mut db, state).await?;
-            opened.push(state.address);
+            bootstrap::write(db.conn(), state).await?;
         }
         for item in unreadable {
-            parking::record_unreadable(&mut db, item).await?;
+            parking::record_unreadable(db.conn(), item).await?;
         }
-        for tx in txs {
-            match self.apply(&mut db, tx).await? {
-                TxOutcome::Written { .. } => {
-                    report.written += 1;
-                    opened.extend(tx.decoded.opened_vaults());
-                }
+        let mut batch = Batch::default();
+        let opened: Vec<Pubkey> = bootstrapped.iter().map(|s| s.address).collect();
+        for outcome in self.apply_all(&mut db, &mut batch, txs, opened).await? {
+            match outcome {
+                TxOutcome::Written { .. } => report.written += 1,
                 TxOutcome::Parked => report.parked += 1,
                 TxOutcome::Skipped(_) => report.skipped += 1,
                 TxOutcome::Ignored => report.ignored += 1,
             }
         }
-        report.unparked = self.apply_unparked(&mut db, &opened).await?;
+        report.unparked = batch.unparked;
         let newest_slot = txs.iter().map(|t| t.tx.slot).chain(cursor.map(|c| c.slot)).max();
         if let Some(newest_slot) = newest_slot {
-            report.expired = parking::expire(&mut db, newest_slot, self.park_max_slots).await?;
+            report.expired = parking::expire(db.conn(), newest_slot, self.park_max_slots).await?;
         }
         if let Some(cursor) = cursor {
-            store_cursor(&mut db, source, cursor).await?;
+            store_cursor(db.conn(), source, cursor).await?;
         }
-        db.commit().await?;
+        // Last: the audit chain's lock is held from here to the commit only.
+        batch.audit.append(&mut db).await?;
+        report.statements = db.statements + 1; // and COMMIT
+        conn.commit().await?;
         Ok(report)
     }
 
-    /// Applies one decoded transaction inside the caller's database transaction: its rows and
-    /// audit entries first, then the alert rules over what was written.
+    /// Applies one decoded transaction inside the caller's database transaction, with whatever
+    /// waited for the sessions it opens, and appends its audit entries (so the audit chain's
+    /// lock is held from here to the caller's commit). For `reprocess`, one transaction at a time.
+    pub async fn apply(&self, conn: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<TxOutcome, sqlx::Error> {
+        let mut db = Db::new(conn);
+        let mut batch = Batch::default();
+        let outcomes = self.apply_all(&mut db, &mut batch, std::slice::from_ref(decoded_tx), vec![]).await?;
+        batch.audit.append(&mut db).await?;
+        Ok(outcomes.into_iter().next().unwrap_or(TxOutcome::Ignored))
+    }
+
+    /// Applies `txs`, then what was parked for the vaults they (and `opened`) open, until
+    /// nothing more can be applied; writes the rows and alerts. The audit entries stay in
+    /// `batch` for the caller to append last.
+    async fn apply_all(
+        &self,
+        db: &mut Db<'_>,
+        batch: &mut Batch,
+        txs: &[DecodedTx],
+        mut opened: Vec<Pubkey>,
+    ) -> Result<Vec<TxOutcome>, sqlx::Error> {
+        let outcomes = self.place(db, batch, txs, &mut opened).await?;
+        // Parked transactions whose vault got an incarnation here, oldest first, until none is
+        // left to apply: O(what is parked for those vaults).
+        while !opened.is_empty() {
+            let ready = parking::parked_for(db.conn(), &opened).await?;
+            opened.clear();
+            if ready.is_empty() {
+                break;
+            }
+            let signatures: Vec<&str> = ready.iter().map(|tx| tx.signature.as_str()).collect();
+            parking::unpark(db.conn(), &signatures).await?;
+            let ready: Vec<DecodedTx> = ready.into_iter().map(DecodedTx::new).collect();
+            let unparked = self.place(db, batch, &ready, &mut opened).await?;
+            batch.unparked += unparked.iter().filter(|o| matches!(o, TxOutcome::Written { .. })).count();
+        }
+        std::mem::take(&mut batch.rows).flush(db).await?;
+        std::mem::take(&mut batch.alerts).raise(db, &self.rules).await?;
+        Ok(outcomes)
+    }
+
+    /// Decides where every action of `txs` belongs and gathers its rows, audit entries and
+    /// alerts into `batch`, in chain order; writes only what must be written at once (a
+    /// session's creation, which later actions name; parked and skipped transactions). The
+    /// vaults whose incarnation is created here are added to `opened`.
     ///
     /// Each action is folded into the incarnation of its vault that it belongs to
-    /// ([`rows::incarnation`]). A landed transaction whose event names a vault with no indexed
+    /// ([`Incarnations::find`]). A landed transaction whose event names a vault with no indexed
     /// incarnation waits in indexer_parked (its session's creation is still to come, or was
     /// before this indexer's history and the vault could not be bootstrapped). A failed
     /// transaction is recorded in the audit log at once: a refused create_session (no session
     /// at all) or a refusal of an account that was no vault never waits; a refusal on a vault not
     /// indexed yet waits, bounded, for the session its failed rows belong to.
-    pub async fn apply(&self, db: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<TxOutcome, sqlx::Error> {
-        let DecodedTx { tx, decoded } = decoded_tx;
-        if decoded.actions.is_empty() {
-            if decoded.problems.is_empty() {
-                return Ok(TxOutcome::Ignored);
-            }
-            let reason = decoded.problems_text();
-            tracing::warn!(signature = %tx.signature, %reason, "transaction skipped");
-            parking::record_skipped(db, tx, &reason).await?;
-            return Ok(TxOutcome::Skipped(reason));
-        }
-        // Where each action belongs, from what is indexed before this transaction is written; one
-        // lookup per action, and the parking decision is read off the same answers.
-        let resolved = self.resolve(db, decoded_tx).await?;
-        let waiting_on = resolved.iter().find_map(|r| match r {
-            Resolution::Unknown(vault) => Some(*vault),
-            _ => None,
-        });
-        if let Some(vault) = waiting_on {
-            if tx.failure.is_none() {
-                parking::park(db, tx, &vault).await?;
-                return Ok(TxOutcome::Parked);
-            }
-            if !tx.failure.as_ref().is_some_and(|failure| vault_account_refused(tx, failure)) {
-                // Recorded at once (the audit entries are idempotent, so applying it later adds
-                // nothing to them); its failed rows wait, bounded, for the session they belong to.
-                for (ordinal, action) in decoded.actions.iter().enumerate() {
-                    audit::record(db, tx, ordinal, action).await?;
+    async fn place(
+        &self,
+        db: &mut Db<'_>,
+        batch: &mut Batch,
+        txs: &[DecodedTx],
+        opened: &mut Vec<Pubkey>,
+    ) -> Result<Vec<TxOutcome>, sqlx::Error> {
+        let vaults = txs.iter().flat_map(|t| t.decoded.actions.iter().filter_map(action_vault));
+        batch.incarnations.load(db, vaults.collect::<Vec<_>>()).await?;
+        let mut outcomes = Vec::with_capacity(txs.len());
+        for decoded_tx in txs {
+            let DecodedTx { tx, decoded } = decoded_tx;
+            if decoded.actions.is_empty() {
+                if decoded.problems.is_empty() {
+                    outcomes.push(TxOutcome::Ignored);
+                    continue;
                 }
-                parking::park(db, tx, &vault).await?;
-                return Ok(TxOutcome::Parked);
+                let reason = decoded.problems_text();
+                tracing::warn!(signature = %tx.signature, %reason, "transaction skipped");
+                parking::record_skipped(db.conn(), tx, &reason).await?;
+                outcomes.push(TxOutcome::Skipped(reason));
+                continue;
             }
-            // The program refused the vault account itself: it was no vault, and no session
-            // will ever come for it. Recorded in the audit log only, below.
-        }
-        let mut sessions = Vec::with_capacity(decoded.actions.len());
-        for (ordinal, (action, resolution)) in decoded.actions.iter().zip(resolved).enumerate() {
-            let session = match resolution {
-                Resolution::Known(session) => Some(session),
-                Resolution::NoSession | Resolution::Unknown(_) => None,
-                Resolution::OpenedHere => match action {
-                    VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                        Some(rows::session_created(db, tx, ordinal, e).await?)
+            let resolved = resolve(&batch.incarnations, decoded_tx);
+            let waiting_on = resolved.iter().find_map(|r| match r {
+                Resolution::Unknown(vault) => Some(*vault),
+                _ => None,
+            });
+            if let Some(vault) = waiting_on {
+                if tx.failure.is_none() {
+                    parking::park(db.conn(), tx, &vault).await?;
+                    outcomes.push(TxOutcome::Parked);
+                    continue;
+                }
+                if !tx.failure.as_ref().is_some_and(|failure| vault_account_refused(tx, failure)) {
+                    // Recorded at once (the audit entries are idempotent, so applying it later
+                    // adds nothing to them); its failed rows wait, bounded, for their session.
+                    for (ordinal, action) in decoded.actions.iter().enumerate() {
+                        batch.audit.push(tx, ordinal, action);
                     }
-                    // A vault opened earlier in this transaction: its incarnation is written now.
-                    _ => match action_vault(action) {
-                        Some(vault) => rows::incarnation(db, &vault, tx, ordinal).await?,
-                        None => None,
+                    parking::park(db.conn(), tx, &vault).await?;
+                    outcomes.push(TxOutcome::Parked);
+                    continue;
+                }
+                // The program refused the vault account itself: it was no vault, and no session
+                // will ever come for it. Recorded in the audit log only, below.
+            }
+            for (ordinal, (action, resolution)) in decoded.actions.iter().zip(resolved).enumerate() {
+                let session = match resolution {
+                    Resolution::Known => action_vault(action)
+                        .and_then(|vault| batch.incarnations.find(&vault, tx, ordinal))
+                        .map(|(key, approved)| (key.clone(), approved)),
+                    Resolution::NoSession | Resolution::Unknown(_) => None,
+                    Resolution::OpenedHere => match action {
+                        VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                            let key = batch.incarnations.create(db, tx, ordinal, e).await?;
+                            opened.push(e.vault);
+                            Some((key, Some(e.approved_amount)))
+                        }
+                        // A vault opened earlier in this transaction.
+                        _ => action_vault(action)
+                            .and_then(|vault| batch.incarnations.find(&vault, tx, ordinal))
+                            .map(|(key, approved)| (key.clone(), approved)),
                     },
-                },
-            };
-            if let Some(session) = &session {
-                rows::apply_action(db, tx, ordinal, action, session).await?;
+                };
+                if let Some((session, approved)) = &session {
+                    batch.rows.push(tx, ordinal, action, session);
+                    batch.alerts.evaluate(&self.rules, tx, ordinal, action, session, *approved);
+                }
+                batch.audit.push(tx, ordinal, action);
             }
-            audit::record(db, tx, ordinal, action).await?;
-            sessions.push(session);
-        }
-        for (ordinal, (action, session)) in decoded.actions.iter().zip(&sessions).enumerate() {
-            if let Some(session) = session {
-                alerts::apply(db, &self.rules, tx, ordinal, action, session).await?;
+            if !decoded.problems.is_empty() {
+                tracing::warn!(signature = %tx.signature, problems = %decoded.problems_text(), "parts of a transaction were not decoded");
             }
+            outcomes.push(TxOutcome::Written { actions: decoded.actions.len() });
         }
-        if !decoded.problems.is_empty() {
-            tracing::warn!(signature = %tx.signature, problems = %decoded.problems_text(), "parts of a transaction were not decoded");
-        }
-        Ok(TxOutcome::Written { actions: decoded.actions.len() })
+        Ok(outcomes)
     }
 
     /// The accounts of the vaults this batch names without a session row, when bootstrapping is
@@ -245,64 +325,55 @@ impl Ingest {
             }
         }
     }
-
-    /// The session each action of the transaction belongs to, as far as the database knows it
-    /// before the transaction is written: found (the incarnation of its vault at the action's
-    /// position), opened by this transaction (its own SessionCreated, or a vault a SessionCreated
-    /// earlier in it opened - resolved once that is written), none (a refused create_session made
-    /// no session; deployment-wide actions name none), or unknown (a vault with no indexed
-    /// incarnation at that position).
-    async fn resolve(&self, db: &mut PgConnection, decoded_tx: &DecodedTx) -> Result<Vec<Resolution>, sqlx::Error> {
-        let DecodedTx { tx, decoded } = decoded_tx;
-        let mut opened = vec![];
-        let mut resolved = Vec::with_capacity(decoded.actions.len());
-        for (ordinal, action) in decoded.actions.iter().enumerate() {
-            let resolution = match action {
-                VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                    opened.push(e.vault);
-                    Resolution::OpenedHere
-                }
-                VaultAction::Refused { instruction, .. } if instruction.kind == InstructionKind::CreateSession => {
-                    Resolution::NoSession
-                }
-                _ => match action_vault(action) {
-                    None => Resolution::NoSession,
-                    Some(vault) if opened.contains(&vault) => Resolution::OpenedHere,
-                    Some(vault) => match rows::incarnation(db, &vault, tx, ordinal).await? {
-                        Some(session) => Resolution::Known(session),
-                        None => Resolution::Unknown(vault),
-                    },
-                },
-            };
-            resolved.push(resolution);
-        }
-        Ok(resolved)
-    }
-
-    /// Applies parked transactions whose vault got an incarnation in this batch (`vaults`),
-    /// oldest first, until none is left to apply: O(what is parked for those vaults).
-    pub(crate) async fn apply_unparked(&self, db: &mut PgConnection, vaults: &[Pubkey]) -> Result<usize, sqlx::Error> {
-        let mut applied = 0;
-        let mut waiting_on: Vec<Pubkey> = vaults.to_vec();
-        while !waiting_on.is_empty() {
-            let ready = parking::parked_for(db, &waiting_on).await?;
-            waiting_on.clear();
-            for tx in ready {
-                parking::unpark(db, &tx.signature).await?;
-                let decoded = DecodedTx::new(tx);
-                if matches!(self.apply(db, &decoded).await?, TxOutcome::Written { .. }) {
-                    applied += 1;
-                    waiting_on.extend(decoded.decoded.opened_vaults());
-                }
-            }
-        }
-        Ok(applied)
-    }
 }
 
-/// Where an action of a transaction belongs (see [`Ingest::resolve`]).
+/// What a batch has gathered and not written yet.
+#[derive(Default)]
+struct Batch {
+    incarnations: Incarnations,
+    rows: rows::Rows,
+    alerts: BatchAlerts,
+    audit: audit::AuditRows,
+    /// Parked transactions applied because their session arrived in this batch.
+    unparked: usize,
+}
+
+/// The session each action of the transaction belongs to, as far as the batch knows before the
+/// transaction is written: found (the incarnation of its vault at the action's position),
+/// opened by this transaction (its own SessionCreated, or a vault a SessionCreated earlier in it
+/// opened - found once that is written), none (a refused create_session made no session;
+/// deployment-wide actions name none), or unknown (a vault with no indexed incarnation at that
+/// position).
+fn resolve(incarnations: &Incarnations, decoded_tx: &DecodedTx) -> Vec<Resolution> {
+    let DecodedTx { tx, decoded } = decoded_tx;
+    let mut opened = vec![];
+    decoded
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(ordinal, action)| match action {
+            VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                opened.push(e.vault);
+                Resolution::OpenedHere
+            }
+            VaultAction::Refused { instruction, .. } if instruction.kind == InstructionKind::CreateSession => {
+                Resolution::NoSession
+            }
+            _ => match action_vault(action) {
+                None => Resolution::NoSession,
+                Some(vault) if opened.contains(&vault) => Resolution::OpenedHere,
+                Some(vault) => match incarnations.find(&vault, tx, ordinal) {
+                    Some(_) => Resolution::Known,
+                    None => Resolution::Unknown(vault),
+                },
+            },
+        })
+        .collect()
+}
+
+/// Where an action of a transaction belongs (see [`resolve`]).
 enum Resolution {
-    Known(SessionKey),
+    Known,
     OpenedHere,
     NoSession,
     Unknown(Pubkey),

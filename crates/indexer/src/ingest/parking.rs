@@ -61,8 +61,11 @@ pub async fn expire(db: &mut PgConnection, newest_slot: u64, max_slots: u64) -> 
     Ok(moved.rows_affected())
 }
 
-pub async fn unpark(db: &mut PgConnection, signature: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM indexer_parked WHERE transaction_signature = $1").bind(signature).execute(db).await?;
+pub async fn unpark(db: &mut PgConnection, signatures: &[&str]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM indexer_parked WHERE transaction_signature = ANY($1)")
+        .bind(signatures)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -1,261 +1,19 @@
-//! One decoded action -> its rows in ephemeral_sessions, vault_transactions, delegation_history
-//! and cleanup_events (alerts come after, from crate::alerts). Every statement is an upsert that
-//! a replay leaves as is.
+//! Decoded actions -> their rows in vault_transactions, ephemeral_sessions, delegation_history
+//! and cleanup_events, gathered for a whole batch and written with one set-based statement per
+//! table ([`Rows::flush`]). Every statement is an upsert that a replay leaves as is.
 
-use anchor_lang::prelude::Pubkey;
+use std::collections::HashMap;
+
 use ephemeral_vault::events::SessionTotals;
 use ephemeral_vault::sdk::VaultEvent;
 use ephemeral_vault::state::CleanupReason;
+use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::PgConnection;
 
-use crate::chain_tx::ChainTx;
-use crate::chain_tx::TxFailure;
+use super::{Db, SessionKey};
+use crate::chain_tx::{ChainTx, TxFailure};
 use crate::decode::{Cause, VaultAction, VaultInstruction};
-use ephemeral_vault::events::{
-    DelegateApproved, Deposited, FeesToppedUp, SessionCreated, SessionRevoked, TradeExecuted, VaultCleaned, Withdrawn,
-};
 use vault_db::amount::to_db;
-
-/// The database's `session_id`: the 16 on-chain bytes as a lowercase hyphenated UUID.
-pub fn session_uuid(bytes: &[u8; 16]) -> String {
-    uuid::Uuid::from_bytes(*bytes).to_string()
-}
-
-fn mint_column(mint: &Pubkey) -> Option<String> {
-    (*mint != Pubkey::default()).then(|| mint.to_string())
-}
-
-/// A session as the writer names it: its row in ephemeral_sessions (one vault incarnation) and
-/// its public session id.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionKey {
-    /// `ephemeral_sessions.id`, what every other table's `session_ref` holds.
-    pub id: i32,
-    pub session_id: String,
-}
-
-/// The incarnation of `vault` that the action at (`tx`, `ordinal`) belongs to: the newest one
-/// created at or before it (slot first; within one transaction, the instruction order), or a
-/// bootstrapped one (created before the indexer's history). None when no such incarnation is
-/// indexed. Two incarnations of one vault created in the same slot by different transactions are
-/// told apart only by their slot's order of arrival: the later-created is taken.
-pub async fn incarnation(
-    db: &mut PgConnection,
-    vault: &Pubkey,
-    tx: &ChainTx,
-    ordinal: usize,
-) -> Result<Option<SessionKey>, sqlx::Error> {
-    let found: Option<(i32, String)> = sqlx::query_as(
-        "SELECT id, session_id FROM ephemeral_sessions
-         WHERE vault_pda = $1
-           AND (creation_signature IS NOT NULL OR bootstrapped)
-           AND (creation_signature IS NULL
-                OR created_slot < $2
-                OR (created_slot = $2 AND (creation_signature <> $3 OR creation_instruction_index <= $4)))
-         ORDER BY COALESCE(created_slot, -1) DESC, (creation_signature = $3) DESC NULLS LAST,
-                  creation_instruction_index DESC NULLS LAST, id DESC
-         LIMIT 1",
-    )
-    .bind(vault.to_string())
-    .bind(tx.slot as i64)
-    .bind(&tx.signature)
-    .bind(ordinal as i32)
-    .fetch_optional(db)
-    .await?;
-    Ok(found.map(|(id, session_id)| SessionKey { id, session_id }))
-}
-
-/// A vault_transactions row.
-struct TxRow<'a> {
-    session: &'a SessionKey,
-    kind: &'static str,
-    amount: u64,
-    fee: Option<u64>,
-    trade_id: Option<u64>,
-    status: &'static str,
-    chain_time: Option<i64>,
-    metadata: serde_json::Value,
-    error: Option<String>,
-}
-
-async fn upsert_transaction(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    row: TxRow<'_>,
-) -> Result<(), sqlx::Error> {
-    // Status only moves forward: pending -> confirmed -> finalized, or pending -> failed. A
-    // replay at a lower commitment (or a late 'pending' from the relay) leaves it alone.
-    sqlx::query(
-        "INSERT INTO vault_transactions (session_ref, session_id, transaction_signature, instruction_index,
-            transaction_type, amount, fee_amount, trade_id, status, confirmed_at, block_slot, metadata, error_message)
-         VALUES ($13, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (transaction_signature, instruction_index) DO UPDATE SET
-            status = CASE
-                WHEN vault_transactions.status = 'pending' THEN EXCLUDED.status
-                WHEN vault_transactions.status = 'confirmed' AND EXCLUDED.status = 'finalized' THEN 'finalized'
-                ELSE vault_transactions.status END,
-            confirmed_at = COALESCE(vault_transactions.confirmed_at, EXCLUDED.confirmed_at),
-            block_slot = COALESCE(vault_transactions.block_slot, EXCLUDED.block_slot),
-            amount = EXCLUDED.amount,
-            fee_amount = EXCLUDED.fee_amount,
-            trade_id = EXCLUDED.trade_id,
-            metadata = COALESCE(vault_transactions.metadata, '{}'::jsonb) || EXCLUDED.metadata,
-            error_message = COALESCE(EXCLUDED.error_message, vault_transactions.error_message)
-         WHERE vault_transactions.status IS DISTINCT FROM EXCLUDED.status
-            OR vault_transactions.block_slot IS NULL
-            OR vault_transactions.confirmed_at IS NULL",
-    )
-    .bind(&row.session.session_id)
-    .bind(&tx.signature)
-    .bind(ordinal as i32)
-    .bind(row.kind)
-    .bind(to_db(row.amount))
-    .bind(row.fee.map(to_db))
-    .bind(row.trade_id.map(to_db))
-    .bind(row.status)
-    .bind(row.chain_time.or(tx.block_time))
-    .bind(tx.slot as i64)
-    .bind(row.metadata)
-    .bind(row.error)
-    .bind(row.session.id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Running totals from an event: they only grow, so the larger value wins whatever the order.
-async fn update_totals(
-    db: &mut PgConnection,
-    session: &SessionKey,
-    totals: &SessionTotals,
-    at: i64,
-    slot: u64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE ephemeral_sessions SET
-            total_deposited = GREATEST(total_deposited, $2),
-            total_spent = GREATEST(total_spent, $3),
-            total_withdrawn = GREATEST(total_withdrawn, $4),
-            total_fee_top_ups = GREATEST(total_fee_top_ups, $5),
-            last_activity = GREATEST(last_activity, $6),
-            last_event_slot = GREATEST(COALESCE(last_event_slot, 0), $7)
-         WHERE id = $1",
-    )
-    .bind(session.id)
-    .bind(to_db(totals.total_deposited))
-    .bind(to_db(totals.total_spent))
-    .bind(to_db(totals.total_withdrawn))
-    .bind(to_db(totals.total_fee_top_ups))
-    .bind(at)
-    .bind(slot as i64)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Status moves forward only: active < revoked < cleaned ('expired' is set by readers' views).
-async fn advance_status(
-    db: &mut PgConnection,
-    session: &SessionKey,
-    status: &str,
-    revoked_at: Option<i64>,
-    cleaned_at: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE ephemeral_sessions SET
-            revoked_at = COALESCE(revoked_at, $3),
-            cleaned_at = COALESCE(cleaned_at, $4),
-            status = CASE
-                WHEN status = 'cleaned' OR $2 = 'cleaned' THEN 'cleaned'
-                WHEN status = 'revoked' OR $2 = 'revoked' THEN 'revoked'
-                ELSE $2 END
-         WHERE id = $1",
-    )
-    .bind(session.id)
-    .bind(status)
-    .bind(revoked_at)
-    .bind(cleaned_at)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-async fn record_delegation(
-    db: &mut PgConnection,
-    session: &SessionKey,
-    vault: &Pubkey,
-    delegate: &Pubkey,
-    rotation: u32,
-    approved_at: i64,
-    signature: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO delegation_history (session_ref, session_id, vault_pda, delegate_wallet, approved_at,
-            approval_signature, is_active, rotation)
-         VALUES ($7, $1, $2, $3, $4, $5, false, $6)
-         ON CONFLICT (session_ref, rotation) DO NOTHING",
-    )
-    .bind(&session.session_id)
-    .bind(vault.to_string())
-    .bind(delegate.to_string())
-    .bind(approved_at)
-    .bind(signature)
-    .bind(rotation as i32)
-    .bind(session.id)
-    .execute(&mut *db)
-    .await?;
-    sync_delegations(db, session).await
-}
-
-/// Derives every delegation's end and the one active delegation from stored facts only - the
-/// rotations seen, the session's status and its revoke/cleanup rows - so the result is the same
-/// whatever order the events arrived in: rotation k ends when rotation k+1 was approved; the
-/// newest ends when the session was revoked or cleaned up; it is active while the session is.
-/// Two passes, so the one-active-row index never sees two active rows.
-async fn sync_delegations(db: &mut PgConnection, session: &SessionKey) -> Result<(), sqlx::Error> {
-    const DERIVED: &str = "
-        WITH ordered AS (
-            SELECT d.id,
-                   lead(d.approved_at) OVER w AS next_at,
-                   lead(d.approval_signature) OVER w AS next_signature,
-                   d.rotation = max(d.rotation) OVER (PARTITION BY d.session_ref) AS is_newest
-            FROM delegation_history d
-            WHERE d.session_ref = $1
-            WINDOW w AS (PARTITION BY d.session_ref ORDER BY d.rotation)
-        ), ended AS (
-            SELECT COALESCE(s.revoked_at, s.cleaned_at) AS at,
-                   s.status = 'active' AS live,
-                   (SELECT t.transaction_signature FROM vault_transactions t
-                     WHERE t.session_ref = s.id AND t.transaction_type IN ('revoke', 'cleanup')
-                       AND t.status <> 'failed'
-                     ORDER BY t.block_slot, t.instruction_index LIMIT 1) AS signature
-            FROM ephemeral_sessions s WHERE s.id = $1
-        )";
-    sqlx::query(&format!(
-        "{DERIVED}
-         UPDATE delegation_history d SET
-            revoked_at = CASE WHEN o.is_newest THEN e.at ELSE o.next_at END,
-            revocation_signature = CASE WHEN o.is_newest THEN e.signature ELSE o.next_signature END,
-            is_active = false
-         FROM ordered o, ended e
-         WHERE d.id = o.id AND NOT (o.is_newest AND e.live)"
-    ))
-    .bind(session.id)
-    .execute(&mut *db)
-    .await?;
-    sqlx::query(&format!(
-        "{DERIVED}
-         UPDATE delegation_history d SET revoked_at = NULL, revocation_signature = NULL, is_active = true
-         FROM ordered o, ended e
-         WHERE d.id = o.id AND o.is_newest AND e.live"
-    ))
-    .bind(session.id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
 
 pub fn reason_word(reason: CleanupReason) -> &'static str {
     match reason {
@@ -265,364 +23,280 @@ pub fn reason_word(reason: CleanupReason) -> &'static str {
     }
 }
 
-/// Writes the rows of one action into `session` (the incarnation the caller resolved; for
-/// SessionCreated, the one [`session_created`] made). One function per event below, each an
-/// upsert a replay leaves as is.
-pub async fn apply_action(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    action: &VaultAction,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let status = tx.commitment.status();
-    match action {
-        VaultAction::Event(VaultEvent::SessionCreated(e)) => created_rows(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::DelegateApproved(e)) => {
-            delegate_approved(db, tx, ordinal, status, e, session).await
+/// A vault_transactions row.
+struct TxRow {
+    session: SessionKey,
+    signature: String,
+    ordinal: i32,
+    kind: &'static str,
+    amount: u64,
+    fee: Option<u64>,
+    trade_id: Option<u64>,
+    status: &'static str,
+    confirmed_at: Option<i64>,
+    block_slot: i64,
+    metadata: serde_json::Value,
+    error: Option<String>,
+}
+
+impl TxRow {
+    /// The same row seen twice in one batch (confirmed, then finalized; or a replay): combined
+    /// as the upsert would combine them one after the other.
+    fn merge(&mut self, later: TxRow) {
+        self.status = forward_status(self.status, later.status);
+        self.confirmed_at = self.confirmed_at.or(later.confirmed_at);
+        if let (Some(old), serde_json::Value::Object(new)) = (self.metadata.as_object_mut(), later.metadata) {
+            old.extend(new);
         }
-        VaultAction::Event(VaultEvent::Deposited(e)) => deposited(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::Withdrawn(e)) => withdrawn(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::TradeExecuted(e)) => trade_executed(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::FeesToppedUp(e)) => fees_topped_up(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::SessionRevoked(e)) => session_revoked(db, tx, ordinal, status, e, session).await,
-        VaultAction::Event(VaultEvent::VaultCleaned(e)) => vault_cleaned(db, tx, ordinal, status, e, session).await,
-        // Deployment-wide: recorded in the audit log only.
-        VaultAction::Event(
-            VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_),
-        ) => Ok(()),
-        VaultAction::Refused { instruction, failure, cause } => {
-            refused(db, tx, ordinal, instruction, failure, cause, session).await
-        }
+        self.error = later.error.or(self.error.take());
+        self.amount = later.amount;
+        self.fee = later.fee;
+        self.trade_id = later.trade_id;
     }
 }
 
-/// The incarnation a SessionCreated event opens, made or found:
-/// - the row already written for this creation (a replay): its chain columns refreshed;
-/// - else an open row of the same vault without a creation: one the session service registered
-///   for this delegate, or one bootstrapped from the same account (same created_at) - claimed;
-/// - else a new row.
-pub async fn session_created(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    e: &SessionCreated,
-) -> Result<SessionKey, sqlx::Error> {
-    let session_id = session_uuid(&e.session_id);
-    // Chain columns only: the service's (key, IP, user agent, device) stay as they are.
-    const CHAIN_COLUMNS: &str = "
-            mint = $5, created_at = $6, expires_at = $7, approved_amount = $8, per_trade_cap = $9,
-            last_event_slot = GREATEST(COALESCE(s.last_event_slot, 0), $10),
-            created_slot = $10, creation_signature = $11, creation_instruction_index = $12";
-    let claim = format!(
-        "UPDATE ephemeral_sessions s SET {CHAIN_COLUMNS}
-         WHERE s.id = (
-            SELECT id FROM ephemeral_sessions
-            WHERE (creation_signature = $11 AND creation_instruction_index = $12)
-               OR (vault_pda = $4 AND creation_signature IS NULL AND cleaned_at IS NULL
-                   AND ((bootstrapped AND created_at = $6) OR (NOT bootstrapped AND ephemeral_wallet = $3)))
-            ORDER BY (creation_signature IS NOT NULL) DESC
-            LIMIT 1 FOR UPDATE)
-           AND s.parent_wallet = $2 AND s.session_id = $1
-         RETURNING s.id"
-    );
-    let claimed: Option<(i32,)> =
-        created_params(sqlx::query_as(&claim), &session_id, tx, ordinal, e).fetch_optional(&mut *db).await?;
-    if let Some((id,)) = claimed {
-        return Ok(SessionKey { id, session_id });
+/// Status only moves forward: pending -> confirmed -> finalized, or pending -> failed.
+fn forward_status(old: &'static str, new: &'static str) -> &'static str {
+    match (old, new) {
+        ("pending", new) => new,
+        ("confirmed", "finalized") => "finalized",
+        (old, _) => old,
     }
-    let insert = format!(
-        "INSERT INTO ephemeral_sessions AS s (session_id, parent_wallet, ephemeral_wallet, vault_pda, mint,
-            created_at, expires_at, last_activity, approved_amount, per_trade_cap, status, last_event_slot,
-            created_slot, creation_signature, creation_instruction_index)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $9, 'active', $10, $10, $11, $12)
-         ON CONFLICT (creation_signature, creation_instruction_index) WHERE creation_signature IS NOT NULL
-         DO UPDATE SET {CHAIN_COLUMNS}
-         RETURNING s.id"
-    );
-    let (id,): (i32,) =
-        created_params(sqlx::query_as(&insert), &session_id, tx, ordinal, e).fetch_one(&mut *db).await?;
-    Ok(SessionKey { id, session_id })
 }
 
-/// The parameters $1..$12 both statements of [`session_created`] take.
-fn created_params<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    session_id: &'q str,
-    tx: &'q ChainTx,
-    ordinal: usize,
-    e: &SessionCreated,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    query
-        .bind(session_id)
-        .bind(e.parent.to_string())
-        .bind(e.delegate.to_string())
-        .bind(e.vault.to_string())
-        .bind(mint_column(&e.mint))
-        .bind(e.created_at)
-        .bind(e.expires_at)
-        .bind(to_db(e.approved_amount))
-        .bind(to_db(e.per_trade_cap))
-        .bind(tx.slot as i64)
-        .bind(&tx.signature)
-        .bind(ordinal as i32)
+/// What a batch changes on one session row: totals only grow (the larger value wins whatever
+/// the order), status only moves forward (active < revoked < cleaned).
+#[derive(Default)]
+struct SessionChange {
+    totals: Option<SessionTotals>,
+    last_event_slot: Option<i64>,
+    revoked_at: Option<i64>,
+    cleaned_at: Option<i64>,
+    /// 0 = unchanged, 1 = revoked, 2 = cleaned.
+    status: u8,
+    /// A delegate was approved: the session's delegate becomes the newest rotation's.
+    rotated: bool,
+    /// Revoked or cleaned: its delegations' ends are derived again.
+    ended: bool,
 }
 
-async fn created_rows(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &SessionCreated,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let metadata = json!({
-        "delegate": e.delegate.to_string(),
-        "per_trade_cap": e.per_trade_cap.to_string(),
-        "destinations": e.destinations.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "fee_top_up": e.fee_top_up.to_string(),
-        "expires_at": e.expires_at,
-    });
-    let row = TxRow {
-        session,
-        kind: "create",
-        amount: e.approved_amount,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.created_at),
-        metadata,
-        error: None,
-    };
-    upsert_transaction(db, tx, ordinal, row).await?;
-    record_delegation(db, session, &e.vault, &e.delegate, 0, e.created_at, &tx.signature).await?;
-    Ok(())
+impl SessionChange {
+    fn grow(&mut self, totals: &SessionTotals, slot: u64) {
+        let t = self.totals.get_or_insert(*totals);
+        t.total_deposited = t.total_deposited.max(totals.total_deposited);
+        t.total_spent = t.total_spent.max(totals.total_spent);
+        t.total_withdrawn = t.total_withdrawn.max(totals.total_withdrawn);
+        t.total_fee_top_ups = t.total_fee_top_ups.max(totals.total_fee_top_ups);
+        self.last_event_slot = self.last_event_slot.max(Some(slot as i64));
+    }
 }
 
-async fn delegate_approved(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &DelegateApproved,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "approve_delegate",
-        amount: 0,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({"previous_delegate": e.previous_delegate.to_string(), "delegate": e.delegate.to_string(), "rotation": e.rotations}),
-        error: None,
-    };
-    upsert_transaction(db, tx, ordinal, row).await?;
-    record_delegation(db, session, &e.vault, &e.delegate, e.rotations, e.timestamp, &tx.signature).await?;
-    // The current delegate is the newest rotation's, whatever order events arrive in.
-    sqlx::query(
-        "UPDATE ephemeral_sessions s SET ephemeral_wallet = d.delegate_wallet,
-            last_activity = GREATEST(s.last_activity, $2)
-         FROM delegation_history d
-         WHERE s.id = $1 AND d.session_ref = s.id
-           AND d.rotation = (SELECT max(rotation) FROM delegation_history WHERE session_ref = $1)",
-    )
-    .bind(session.id)
-    .bind(e.timestamp)
-    .execute(&mut *db)
-    .await?;
-    Ok(())
+struct Delegation {
+    session: SessionKey,
+    vault: String,
+    delegate: String,
+    rotation: i32,
+    approved_at: i64,
+    signature: String,
 }
 
-/// The rows of an event that moves funds: its transaction row, then the session's totals.
-async fn funds_moved(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    row: TxRow<'_>,
-    totals: &SessionTotals,
+struct Cleanup {
+    session: SessionKey,
+    vault: String,
+    returned: u64,
+    reward: u64,
+    rent_returned: u64,
+    caller: String,
+    signature: String,
     at: i64,
-) -> Result<(), sqlx::Error> {
-    let session = row.session;
-    upsert_transaction(db, tx, ordinal, row).await?;
-    update_totals(db, session, totals, at, tx.slot).await
+    reason: &'static str,
 }
 
-async fn deposited(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &Deposited,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "deposit",
-        amount: e.received,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({"sent": e.amount.to_string(), "mint": mint_column(&e.mint)}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.timestamp).await
+/// The rows of a batch, de-duplicated by their keys, in first-seen order.
+#[derive(Default)]
+pub struct Rows {
+    transactions: Vec<TxRow>,
+    transaction_at: HashMap<(String, i32), usize>,
+    sessions: HashMap<i32, SessionChange>,
+    delegations: HashMap<(i32, i32), Delegation>,
+    cleanups: HashMap<i32, Cleanup>,
 }
 
-async fn withdrawn(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &Withdrawn,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "withdraw",
-        amount: e.amount,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.timestamp).await
-}
+impl Rows {
+    /// Gathers the rows of one action of `tx` in `session` (the incarnation it belongs to).
+    pub fn push(&mut self, tx: &ChainTx, ordinal: usize, action: &VaultAction, session: &SessionKey) {
+        let status = tx.commitment.status();
+        let row = |kind, amount, chain_time: Option<i64>, metadata| TxRow {
+            session: session.clone(),
+            signature: tx.signature.clone(),
+            ordinal: ordinal as i32,
+            kind,
+            amount,
+            fee: None,
+            trade_id: None,
+            status,
+            confirmed_at: chain_time.or(tx.block_time),
+            block_slot: tx.slot as i64,
+            metadata,
+            error: None,
+        };
+        match action {
+            VaultAction::Event(VaultEvent::SessionCreated(e)) => {
+                let metadata = json!({
+                    "delegate": e.delegate.to_string(),
+                    "per_trade_cap": e.per_trade_cap.to_string(),
+                    "destinations": e.destinations.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                    "fee_top_up": e.fee_top_up.to_string(),
+                    "expires_at": e.expires_at,
+                });
+                self.transaction(row("create", e.approved_amount, Some(e.created_at), metadata));
+                self.delegation(session, tx, &e.vault, &e.delegate, 0, e.created_at);
+            }
+            VaultAction::Event(VaultEvent::DelegateApproved(e)) => {
+                let metadata = json!({"previous_delegate": e.previous_delegate.to_string(),
+                    "delegate": e.delegate.to_string(), "rotation": e.rotations});
+                self.transaction(row("approve_delegate", 0, Some(e.timestamp), metadata));
+                self.delegation(session, tx, &e.vault, &e.delegate, e.rotations, e.timestamp);
+                self.session(session).rotated = true;
+            }
+            VaultAction::Event(VaultEvent::Deposited(e)) => {
+                let metadata = json!({"sent": e.amount.to_string(),
+                    "mint": (e.mint != anchor_lang::prelude::Pubkey::default()).then(|| e.mint.to_string())});
+                self.transaction(row("deposit", e.received, Some(e.timestamp), metadata));
+                self.session(session).grow(&e.totals, tx.slot);
+            }
+            VaultAction::Event(VaultEvent::Withdrawn(e)) => {
+                self.transaction(row("withdraw", e.amount, Some(e.timestamp), json!({})));
+                self.session(session).grow(&e.totals, tx.slot);
+            }
+            VaultAction::Event(VaultEvent::TradeExecuted(e)) => {
+                let metadata = json!({"destination": e.destination.to_string(), "delegate": e.delegate.to_string(),
+                    "remaining_allowance": e.remaining_allowance.to_string()});
+                let mut trade = row("trade", e.amount, Some(e.timestamp), metadata);
+                trade.fee = Some(e.fee);
+                trade.trade_id = Some(e.trade_id);
+                self.transaction(trade);
+                self.session(session).grow(&e.totals, tx.slot);
+            }
+            VaultAction::Event(VaultEvent::FeesToppedUp(e)) => {
+                self.transaction(row(
+                    "top_up",
+                    e.amount,
+                    Some(e.timestamp),
+                    json!({"delegate": e.delegate.to_string()}),
+                ));
+                self.session(session).grow(&e.totals, tx.slot);
+            }
+            VaultAction::Event(VaultEvent::SessionRevoked(e)) => {
+                self.transaction(row("revoke", 0, Some(e.revoked_at), json!({"delegate": e.delegate.to_string()})));
+                let change = self.session(session);
+                change.grow(&e.totals, tx.slot);
+                change.revoked_at = change.revoked_at.min(Some(e.revoked_at)).or(Some(e.revoked_at));
+                change.status = change.status.max(1);
+                change.ended = true;
+            }
+            VaultAction::Event(VaultEvent::VaultCleaned(e)) => {
+                let reason = reason_word(e.reason);
+                let metadata = json!({"caller": e.caller.to_string(), "reward": e.reward.to_string(),
+                    "rent_returned": e.rent_returned.to_string(), "reason": reason});
+                self.transaction(row("cleanup", e.returned_amount, Some(e.timestamp), metadata));
+                self.cleanups.entry(session.id).or_insert_with(|| Cleanup {
+                    session: session.clone(),
+                    vault: e.vault.to_string(),
+                    returned: e.returned_amount,
+                    reward: e.reward,
+                    rent_returned: e.rent_returned,
+                    caller: e.caller.to_string(),
+                    signature: tx.signature.clone(),
+                    at: e.timestamp,
+                    reason,
+                });
+                let change = self.session(session);
+                change.grow(&e.totals, tx.slot);
+                if matches!(e.reason, CleanupReason::ManualRevoke) {
+                    change.revoked_at = change.revoked_at.or(Some(e.timestamp));
+                }
+                change.cleaned_at = change.cleaned_at.or(Some(e.timestamp));
+                change.status = 2;
+                change.ended = true;
+            }
+            // Deployment-wide: recorded in the audit log only.
+            VaultAction::Event(
+                VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_),
+            ) => {}
+            VaultAction::Refused { instruction, failure, cause } => {
+                if let Some(refused) = refused_row(tx, ordinal, instruction, failure, cause, session) {
+                    self.transaction(refused);
+                }
+            }
+        }
+    }
 
-async fn trade_executed(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &TradeExecuted,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "trade",
-        amount: e.amount,
-        fee: Some(e.fee),
-        trade_id: Some(e.trade_id),
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({"destination": e.destination.to_string(), "delegate": e.delegate.to_string(),
-            "remaining_allowance": e.remaining_allowance.to_string()}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.timestamp).await
-}
+    fn transaction(&mut self, row: TxRow) {
+        match self.transaction_at.get(&(row.signature.clone(), row.ordinal)) {
+            Some(&at) => self.transactions[at].merge(row),
+            None => {
+                self.transaction_at.insert((row.signature.clone(), row.ordinal), self.transactions.len());
+                self.transactions.push(row);
+            }
+        }
+    }
 
-async fn fees_topped_up(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &FeesToppedUp,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "top_up",
-        amount: e.amount,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({"delegate": e.delegate.to_string()}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.timestamp).await
-}
+    fn session(&mut self, session: &SessionKey) -> &mut SessionChange {
+        self.sessions.entry(session.id).or_default()
+    }
 
-async fn session_revoked(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &SessionRevoked,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let row = TxRow {
-        session,
-        kind: "revoke",
-        amount: 0,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.revoked_at),
-        metadata: json!({"delegate": e.delegate.to_string()}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.revoked_at).await?;
-    advance_status(db, session, "revoked", Some(e.revoked_at), None).await?;
-    sync_delegations(db, session).await?;
-    Ok(())
-}
+    fn delegation(
+        &mut self,
+        session: &SessionKey,
+        tx: &ChainTx,
+        vault: &anchor_lang::prelude::Pubkey,
+        delegate: &anchor_lang::prelude::Pubkey,
+        rotation: u32,
+        approved_at: i64,
+    ) {
+        self.delegations.entry((session.id, rotation as i32)).or_insert_with(|| Delegation {
+            session: session.clone(),
+            vault: vault.to_string(),
+            delegate: delegate.to_string(),
+            rotation: rotation as i32,
+            approved_at,
+            signature: tx.signature.clone(),
+        });
+        self.session(session).ended = true; // the previous rotation ends: derive again
+    }
 
-async fn vault_cleaned(
-    db: &mut PgConnection,
-    tx: &ChainTx,
-    ordinal: usize,
-    status: &'static str,
-    e: &VaultCleaned,
-    session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let reason = reason_word(e.reason);
-    let row = TxRow {
-        session,
-        kind: "cleanup",
-        amount: e.returned_amount,
-        fee: None,
-        trade_id: None,
-        status,
-        chain_time: Some(e.timestamp),
-        metadata: json!({"caller": e.caller.to_string(), "reward": e.reward.to_string(),
-            "rent_returned": e.rent_returned.to_string(), "reason": reason}),
-        error: None,
-    };
-    funds_moved(db, tx, ordinal, row, &e.totals, e.timestamp).await?;
-    sqlx::query(
-        "INSERT INTO cleanup_events (session_ref, session_id, vault_pda, returned_to_parent, cleanup_reward,
-            rent_returned, cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason)
-         VALUES ($10, $1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (session_ref) DO NOTHING",
-    )
-    .bind(&session.session_id)
-    .bind(e.vault.to_string())
-    .bind(to_db(e.returned_amount))
-    .bind(to_db(e.reward))
-    .bind(to_db(e.rent_returned))
-    .bind(e.caller.to_string())
-    .bind(&tx.signature)
-    .bind(e.timestamp)
-    .bind(reason)
-    .bind(session.id)
-    .execute(&mut *db)
-    .await?;
-    let revoked_at = matches!(e.reason, CleanupReason::ManualRevoke).then_some(e.timestamp);
-    advance_status(db, session, "cleaned", revoked_at, Some(e.timestamp)).await?;
-    sync_delegations(db, session).await?;
-    Ok(())
+    /// Writes everything gathered: at most six statements, whatever the batch's size. Order
+    /// matters: delegations before the sessions' delegate, transactions before the delegations'
+    /// ends (which name the revoking transaction).
+    pub async fn flush(self, db: &mut Db<'_>) -> Result<(), sqlx::Error> {
+        insert_transactions(db, &self.transactions).await?;
+        let mut delegations: Vec<&Delegation> = self.delegations.values().collect();
+        delegations.sort_by_key(|d| (d.session.id, d.rotation));
+        insert_delegations(db, &delegations).await?;
+        let mut sessions: Vec<(&i32, &SessionChange)> = self.sessions.iter().collect();
+        sessions.sort_by_key(|(id, _)| **id);
+        update_sessions(db, &sessions).await?;
+        let ended: Vec<i32> = sessions.iter().filter(|(_, c)| c.ended).map(|(id, _)| **id).collect();
+        sync_delegations(db, &ended).await?;
+        let mut cleanups: Vec<&Cleanup> = self.cleanups.values().collect();
+        cleanups.sort_by_key(|c| c.session.id);
+        insert_cleanups(db, &cleanups).await
+    }
 }
 
 /// A vault instruction of a failed transaction: a `failed` row on its session, with the error
-/// of whichever instruction failed ([`Cause`]).
-async fn refused(
-    db: &mut PgConnection,
+/// of whichever instruction failed ([`Cause`]). None for a refused admin instruction (audit log
+/// only).
+fn refused_row(
     tx: &ChainTx,
     ordinal: usize,
     instruction: &VaultInstruction,
     failure: &TxFailure,
     cause: &Cause,
     session: &SessionKey,
-) -> Result<(), sqlx::Error> {
-    let Some(kind) = instruction.kind.transaction_type() else {
-        return Ok(()); // a refused admin instruction: audit log only
-    };
+) -> Option<TxRow> {
+    let kind = instruction.kind.transaction_type()?;
     let rolled_back_by = match cause {
         Cause::RolledBack { instruction_index, program } => {
             json!({"instruction_index": instruction_index, "program": program.map(|p| p.to_string())})
@@ -633,17 +307,218 @@ async fn refused(
         Cause::Failed { program } => program.map(|p| p.to_string()),
         Cause::RolledBack { .. } => None,
     };
-    let row = TxRow {
-        session,
+    Some(TxRow {
+        session: session.clone(),
+        signature: tx.signature.clone(),
+        ordinal: ordinal as i32,
         kind,
         amount: instruction.amount.unwrap_or(0),
         fee: instruction.fee,
         trade_id: instruction.trade_id,
         status: "failed",
-        chain_time: None,
+        confirmed_at: tx.block_time,
+        block_slot: tx.slot as i64,
         metadata: json!({"signer": instruction.signer.to_string(), "error_code": failure.custom_code,
             "failed_program": failed_program, "rolled_back_by": rolled_back_by}),
         error: Some(cause.describe(failure)),
+    })
+}
+
+async fn insert_transactions(db: &mut Db<'_>, rows: &[TxRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column =
+        |f: fn(&TxRow) -> Option<u64>| -> Vec<Option<Decimal>> { rows.iter().map(|r| f(r).map(to_db)).collect() };
+    // Status only moves forward: pending -> confirmed -> finalized, or pending -> failed. A
+    // replay at a lower commitment (or a late 'pending' from the relay) leaves the row alone, and
+    // the WHERE leaves an unchanged row unwritten.
+    sqlx::query(
+        "INSERT INTO vault_transactions AS t (session_ref, session_id, transaction_signature, instruction_index,
+            transaction_type, amount, fee_amount, trade_id, status, confirmed_at, block_slot, metadata, error_message)
+         SELECT * FROM UNNEST($1::int4[], $2::varchar[], $3::varchar[], $4::int4[], $5::varchar[], $6::numeric[],
+            $7::numeric[], $8::numeric[], $9::varchar[], $10::int8[], $11::int8[], $12::jsonb[], $13::text[])
+         ON CONFLICT (transaction_signature, instruction_index) DO UPDATE SET
+            status = CASE
+                WHEN t.status = 'pending' THEN EXCLUDED.status
+                WHEN t.status = 'confirmed' AND EXCLUDED.status = 'finalized' THEN 'finalized'
+                ELSE t.status END,
+            confirmed_at = COALESCE(t.confirmed_at, EXCLUDED.confirmed_at),
+            block_slot = COALESCE(t.block_slot, EXCLUDED.block_slot),
+            amount = EXCLUDED.amount,
+            fee_amount = EXCLUDED.fee_amount,
+            trade_id = EXCLUDED.trade_id,
+            metadata = COALESCE(t.metadata, '{}'::jsonb) || EXCLUDED.metadata,
+            error_message = COALESCE(EXCLUDED.error_message, t.error_message)
+         WHERE t.status IS DISTINCT FROM EXCLUDED.status
+            OR t.block_slot IS NULL
+            OR t.confirmed_at IS NULL",
+    )
+    .bind(rows.iter().map(|r| r.session.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.session.session_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.ordinal).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| to_db(r.amount)).collect::<Vec<_>>())
+    .bind(column(|r| r.fee))
+    .bind(column(|r| r.trade_id))
+    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.confirmed_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.block_slot).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+    .execute(db.conn())
+    .await?;
+    Ok(())
+}
+
+async fn insert_delegations(db: &mut Db<'_>, rows: &[&Delegation]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO delegation_history (session_ref, session_id, vault_pda, delegate_wallet, approved_at,
+            approval_signature, is_active, rotation)
+         SELECT r, i, v, d, a, s, false, n
+         FROM UNNEST($1::int4[], $2::varchar[], $3::varchar[], $4::varchar[], $5::int8[], $6::varchar[], $7::int4[])
+              AS u(r, i, v, d, a, s, n)
+         ON CONFLICT (session_ref, rotation) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.session.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.session.session_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.vault.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.delegate.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.approved_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.rotation).collect::<Vec<_>>())
+    .execute(db.conn())
+    .await?;
+    Ok(())
+}
+
+/// Totals, status and delegate of every session the batch moved, in one statement (rows in id
+/// order; they are locked already, see incarnations).
+async fn update_sessions(db: &mut Db<'_>, sessions: &[(&i32, &SessionChange)]) -> Result<(), sqlx::Error> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let total = |f: fn(&SessionTotals) -> u64| -> Vec<Option<Decimal>> {
+        sessions.iter().map(|(_, c)| c.totals.as_ref().map(|t| to_db(f(t)))).collect()
     };
-    upsert_transaction(db, tx, ordinal, row).await
+    sqlx::query(
+        "UPDATE ephemeral_sessions s SET
+            total_deposited = GREATEST(s.total_deposited, u.deposited),
+            total_spent = GREATEST(s.total_spent, u.spent),
+            total_withdrawn = GREATEST(s.total_withdrawn, u.withdrawn),
+            total_fee_top_ups = GREATEST(s.total_fee_top_ups, u.fee_top_ups),
+            last_event_slot = GREATEST(COALESCE(s.last_event_slot, 0), u.slot),
+            revoked_at = COALESCE(s.revoked_at, u.revoked_at),
+            cleaned_at = COALESCE(s.cleaned_at, u.cleaned_at),
+            status = CASE
+                WHEN s.status = 'cleaned' OR u.status = 2 THEN 'cleaned'
+                WHEN s.status = 'revoked' OR u.status = 1 THEN 'revoked'
+                ELSE s.status END,
+            -- The current delegate is the newest rotation's, whatever order events arrive in.
+            ephemeral_wallet = CASE WHEN u.rotated THEN COALESCE(
+                (SELECT d.delegate_wallet FROM delegation_history d WHERE d.session_ref = s.id
+                 ORDER BY d.rotation DESC LIMIT 1), s.ephemeral_wallet) ELSE s.ephemeral_wallet END
+         FROM UNNEST($1::int4[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::int8[],
+                     $7::int8[], $8::int8[], $9::int2[], $10::bool[])
+              AS u(id, deposited, spent, withdrawn, fee_top_ups, slot, revoked_at, cleaned_at, status, rotated)
+         WHERE s.id = u.id",
+    )
+    .bind(sessions.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+    .bind(total(|t| t.total_deposited))
+    .bind(total(|t| t.total_spent))
+    .bind(total(|t| t.total_withdrawn))
+    .bind(total(|t| t.total_fee_top_ups))
+    .bind(sessions.iter().map(|(_, c)| c.last_event_slot).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|(_, c)| c.revoked_at).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|(_, c)| c.cleaned_at).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|(_, c)| c.status as i16).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|(_, c)| c.rotated).collect::<Vec<_>>())
+    .execute(db.conn())
+    .await?;
+    Ok(())
+}
+
+/// Derives every delegation's end and the one active delegation of `sessions` from stored facts
+/// only - the rotations seen, the session's status and its revoke/cleanup rows - so the result
+/// is the same whatever order the events arrived in: rotation k ends when rotation k+1 was
+/// approved; the newest ends when the session was revoked or cleaned up; it is active while the
+/// session is. Two passes, so the one-active-row index never sees two active rows.
+async fn sync_delegations(db: &mut Db<'_>, sessions: &[i32]) -> Result<(), sqlx::Error> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    const DERIVED: &str = "
+        WITH ordered AS (
+            SELECT d.id, d.session_ref,
+                   lead(d.approved_at) OVER w AS next_at,
+                   lead(d.approval_signature) OVER w AS next_signature,
+                   d.rotation = max(d.rotation) OVER (PARTITION BY d.session_ref) AS is_newest
+            FROM delegation_history d
+            WHERE d.session_ref = ANY($1)
+            WINDOW w AS (PARTITION BY d.session_ref ORDER BY d.rotation)
+        ), ended AS (
+            SELECT s.id AS session_ref,
+                   COALESCE(s.revoked_at, s.cleaned_at) AS at,
+                   s.status = 'active' AS live,
+                   (SELECT t.transaction_signature FROM vault_transactions t
+                     WHERE t.session_ref = s.id AND t.transaction_type IN ('revoke', 'cleanup')
+                       AND t.status <> 'failed'
+                     ORDER BY t.block_slot, t.instruction_index LIMIT 1) AS signature
+            FROM ephemeral_sessions s WHERE s.id = ANY($1)
+        )";
+    sqlx::query(&format!(
+        "{DERIVED}
+         UPDATE delegation_history d SET
+            revoked_at = CASE WHEN o.is_newest THEN e.at ELSE o.next_at END,
+            revocation_signature = CASE WHEN o.is_newest THEN e.signature ELSE o.next_signature END,
+            is_active = false
+         FROM ordered o JOIN ended e ON e.session_ref = o.session_ref
+         WHERE d.id = o.id AND NOT (o.is_newest AND e.live)
+           AND (d.revoked_at, d.revocation_signature, d.is_active) IS DISTINCT FROM
+               (CASE WHEN o.is_newest THEN e.at ELSE o.next_at END,
+                CASE WHEN o.is_newest THEN e.signature ELSE o.next_signature END, false)"
+    ))
+    .bind(sessions)
+    .execute(db.conn())
+    .await?;
+    sqlx::query(&format!(
+        "{DERIVED}
+         UPDATE delegation_history d SET revoked_at = NULL, revocation_signature = NULL, is_active = true
+         FROM ordered o JOIN ended e ON e.session_ref = o.session_ref
+         WHERE d.id = o.id AND o.is_newest AND e.live AND NOT d.is_active"
+    ))
+    .bind(sessions)
+    .execute(db.conn())
+    .await?;
+    Ok(())
+}
+
+async fn insert_cleanups(db: &mut Db<'_>, rows: &[&Cleanup]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO cleanup_events (session_ref, session_id, vault_pda, returned_to_parent, cleanup_reward,
+            rent_returned, cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason)
+         SELECT * FROM UNNEST($1::int4[], $2::varchar[], $3::varchar[], $4::numeric[], $5::numeric[], $6::numeric[],
+            $7::varchar[], $8::varchar[], $9::int8[], $10::varchar[])
+         ON CONFLICT (session_ref) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.session.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.session.session_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.vault.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| to_db(r.returned)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| to_db(r.reward)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| to_db(r.rent_returned)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.caller.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.signature.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason).collect::<Vec<_>>())
+    .execute(db.conn())
+    .await?;
+    Ok(())
 }

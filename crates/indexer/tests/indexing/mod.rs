@@ -187,7 +187,9 @@ pub async fn dump(pool: &PgPool) -> Vec<String> {
             rent_returned, cleanup_caller, cleanup_signature, cleanup_timestamp, cleanup_reason) FROM cleanup_events
             ORDER BY 1"),
         format!("SELECT concat_ws('|', {INCARNATION}, session_id, total_trades, successful_trades, failed_trades,
-            total_volume, total_fees_paid, avg_trade_size) FROM session_analytics ORDER BY 1"),
+            total_volume, total_fees_paid, avg_trade_size, avg_confirmation_time, session_duration, trades_per_minute,
+            peak_activity_hour, relayed_confirmations, relayed_confirmation_ms) FROM session_analytics ORDER BY 1"),
+        format!("SELECT concat_ws('|', {INCARNATION}, hour, trades) FROM session_trade_hours ORDER BY 1"),
         format!("SELECT concat_ws('|', {INCARNATION}, session_id, alert_type, severity, description, metadata::text)
             FROM security_alerts ORDER BY metadata->>'dedup_key', 1"),
         "SELECT concat_ws('|', session_id, parent_wallet, action, actor, target, success, error_message, metadata::text)
