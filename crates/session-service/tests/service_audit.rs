@@ -9,6 +9,22 @@ use sqlx::Executor;
 use service_common::*;
 use vault_session_service::Keyring;
 
+/// A session created and 39 trades on it, executed by the real program: one vault action each.
+fn program_transactions() -> Vec<vault_indexer::chain_tx::ChainTx> {
+    use ephemeral_vault_testkit::*;
+    use solana_signer::Signer;
+    let mut w = VaultWorld::new();
+    let venue = w.new_wallet(LAMPORTS_PER_SOL);
+    let s = w.sol_session();
+    let mut args = session_args(s.session.session_id);
+    args.initial_deposit = LAMPORTS_PER_SOL;
+    w.create(&s, args).expect("create");
+    for trade_id in 1..40 {
+        w.trade(&s, &s.delegate, venue.pubkey(), None, trade_id, 1_000, 10).expect("trade");
+    }
+    w.history.iter().filter(|r| r.mentions(&ephemeral_vault::ID)).map(vault_devkit::recorded::chain_tx).collect()
+}
+
 #[tokio::test]
 async fn audit_chain_verifies_after_concurrent_writers() {
     let h = Harness::start(test_config(), Keyring::generate("k1"), None).await;
@@ -44,21 +60,29 @@ async fn audit_chain_verifies_after_concurrent_writers() {
             }
         }));
     }
-    // Meanwhile the indexer appends its own rows, as vault_indexer.
+    // Meanwhile the real indexer writer appends the rows of real transactions (a session and 39
+    // trades of the program, in batches of 4), as the vault_indexer role: its rows are chained by
+    // the writer itself (migration 0013) while the service's are chained by the trigger.
+    let txs = program_transactions();
+    let indexed_actions: i64 =
+        vault_indexer::decode::decode_all(&txs).iter().map(|d| d.decoded.actions.len() as i64).sum();
     let indexer = {
-        let pool = h.db.another_pool().await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET ROLE vault_indexer").await?;
+                    Ok(())
+                })
+            })
+            .connect(&h.db.url())
+            .await
+            .unwrap();
         tokio::spawn(async move {
-            for n in 0..40 {
-                let mut tx = pool.begin().await.unwrap();
-                tx.execute("SET LOCAL ROLE vault_indexer").await.unwrap();
-                sqlx::query(
-                    "INSERT INTO audit_log (action, actor, success, metadata) VALUES ('chain.trade_executed', 'indexer', true, $1)",
-                )
-                .bind(serde_json::json!({"chain_ref": format!("sig{n}:0")}))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-                tx.commit().await.unwrap();
+            let ingest = vault_indexer::ingest::Ingest::default();
+            for batch in txs.chunks(4) {
+                let decoded = vault_indexer::decode::decode_all(batch);
+                ingest.write_batch(&pool, "test", &decoded, None).await.unwrap();
             }
         })
     };
@@ -77,7 +101,7 @@ async fn audit_chain_verifies_after_concurrent_writers() {
     .fetch_one(&h.db.pool)
     .await
     .unwrap();
-    assert_eq!((total, service, refused), (5 + 80 + 40, 5 + 80, 40));
+    assert_eq!((total, service, refused), (5 + 80 + indexed_actions, 5 + 80, 40));
     let max_seq: i64 = sqlx::query_scalar("SELECT max(chain_seq) FROM audit_log").fetch_one(&h.db.pool).await.unwrap();
     assert_eq!(max_seq, total);
     assert_eq!(vault_db::audit::verify_chain(&h.db.pool).await.unwrap(), None);
