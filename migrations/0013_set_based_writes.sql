@@ -76,6 +76,22 @@ ALTER TABLE indexer_parked
 -- index is one more write per row.
 DROP INDEX idx_transactions_signature;
 
+-- ===== vault_transactions: session_ref and session_id agree by a foreign key =====
+-- 0012's fill_session_ref() trigger ran a lookup per inserted row (measured: 5.7 us of a 27 us
+-- row) to check that session_id is the session_ref's id. A composite foreign key checks the same
+-- in the lookup the foreign key makes anyway; the trigger now runs only for a writer that gives
+-- one of the two (SQL written against the reference schema), and on updates as before.
+ALTER TABLE ephemeral_sessions ADD CONSTRAINT sessions_id_session_id_key UNIQUE (id, session_id);
+ALTER TABLE vault_transactions
+    DROP CONSTRAINT vault_transactions_session_ref_fkey,
+    ADD CONSTRAINT vault_transactions_session_ref_fkey
+        FOREIGN KEY (session_ref, session_id) REFERENCES ephemeral_sessions (id, session_id);
+DROP TRIGGER fill_session_ref ON vault_transactions;
+CREATE TRIGGER fill_session_ref BEFORE INSERT ON vault_transactions
+    FOR EACH ROW WHEN (NEW.session_ref IS NULL OR NEW.session_id IS NULL) EXECUTE FUNCTION fill_session_ref();
+CREATE TRIGGER fill_session_ref_on_update BEFORE UPDATE OF session_id, session_ref ON vault_transactions
+    FOR EACH ROW EXECUTE FUNCTION fill_session_ref();
+
 -- ===== the analytics columns nothing filled =====
 -- How each is defined (all exact functions of stored rows, so a replay changes none of them, and
 -- tests recompute them from vault_transactions and ephemeral_sessions):
@@ -152,58 +168,77 @@ LANGUAGE sql SET search_path = pg_catalog, public AS $$
 $$;
 
 -- ===== analytics and last activity from statement-level triggers =====
--- What one vault_transactions row contributes, with sign +1 (its new state) or -1 (its old
--- state): an UPDATE contributes new minus old, so any sequence of statements ends with the
--- totals of the final rows (the rule of 0004, now per statement instead of per row).
-CREATE TYPE vault_transaction_change AS (
+-- What the rows a statement changed contribute, per session and UTC hour: each row's new state
+-- counts +1 and its old state -1 (an UPDATE contributes new minus old), so any sequence of
+-- statements ends with the totals of the final rows (the rule of 0004, now per statement instead
+-- of per row). Measured on 20,000 trade rows in one statement: 1.5 us a row to hand the rows
+-- over, against 6.3 us through a per-row function.
+CREATE TYPE vault_transaction_delta AS (
     session_ref INTEGER,
-    sign INTEGER,
-    is_trade BOOLEAN,
-    landed BOOLEAN,
-    failed BOOLEAN,
-    amount NUMERIC,
-    fee NUMERIC,
-    -- UTC hour of day of confirmed_at, for landed trades with a block time.
     hour SMALLINT,
-    -- block time - relay submission (ms, >= 0), for landed relayed trades with a block time.
-    confirmation_ms BIGINT,
-    -- the session's activity time this row gives (see 0004), NULL for none.
-    activity BIGINT
+    trades INTEGER,
+    ok INTEGER,
+    failed INTEGER,
+    volume NUMERIC,
+    fees NUMERIC,
+    relayed INTEGER,
+    relayed_ms BIGINT,
+    -- some row of the session has a new state (it needs an analytics row)
+    added BOOLEAN
 );
-
-CREATE FUNCTION vault_transaction_change(r vault_transactions, sign INTEGER, activity BIGINT)
-RETURNS vault_transaction_change
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(
-        r.session_ref,
-        sign,
-        r.transaction_type = 'trade',
-        r.status IN ('confirmed', 'finalized'),
-        r.status = 'failed',
-        r.amount,
-        COALESCE(r.fee_amount, 0),
-        CASE WHEN r.transaction_type = 'trade' AND r.status IN ('confirmed', 'finalized') AND r.confirmed_at IS NOT NULL
-             THEN (((r.confirmed_at % 86400) + 86400) % 86400 / 3600)::SMALLINT END,
-        CASE WHEN r.transaction_type = 'trade' AND r.status IN ('confirmed', 'finalized') AND r.confirmed_at IS NOT NULL
-                  AND r.metadata ->> 'source' = 'relay'
-             THEN GREATEST(r.confirmed_at * 1000 - floor(extract(epoch FROM r.created_at) * 1000)::BIGINT, 0) END,
-        activity
-    )::vault_transaction_change
+CREATE FUNCTION vault_transaction_deltas(new_rows vault_transactions[], old_rows vault_transactions[])
+RETURNS SETOF vault_transaction_delta
+LANGUAGE sql STABLE AS $$
+    SELECT c.session_ref,
+           c.hour,
+           COALESCE(sum(c.sign) FILTER (WHERE c.is_trade), 0)::INTEGER,
+           COALESCE(sum(c.sign) FILTER (WHERE c.is_trade AND c.landed), 0)::INTEGER,
+           COALESCE(sum(c.sign) FILTER (WHERE c.is_trade AND c.status = 'failed'), 0)::INTEGER,
+           COALESCE(sum(c.sign * c.amount) FILTER (WHERE c.is_trade AND c.landed), 0),
+           COALESCE(sum(c.sign * c.fee) FILTER (WHERE c.is_trade AND c.landed), 0),
+           COALESCE(sum(c.sign) FILTER (WHERE c.confirmation_ms IS NOT NULL), 0)::INTEGER,
+           COALESCE(sum(c.sign * c.confirmation_ms) FILTER (WHERE c.confirmation_ms IS NOT NULL), 0)::BIGINT,
+           bool_or(c.sign > 0)
+    FROM (
+        SELECT r.session_ref, r.sign, r.status,
+               r.transaction_type = 'trade' AS is_trade,
+               r.landed,
+               r.amount,
+               COALESCE(r.fee_amount, 0) AS fee,
+               -- UTC hour of day of the block time, for landed trades with one.
+               CASE WHEN r.transaction_type = 'trade' AND r.landed AND r.confirmed_at IS NOT NULL
+                    THEN (((r.confirmed_at % 86400) + 86400) % 86400 / 3600)::SMALLINT END AS hour,
+               -- block time - relay submission (ms, >= 0), for landed relayed trades with a block time.
+               CASE WHEN r.transaction_type = 'trade' AND r.landed AND r.confirmed_at IS NOT NULL
+                         AND r.metadata ->> 'source' = 'relay'
+                    THEN GREATEST(r.confirmed_at * 1000 - floor(extract(epoch FROM r.created_at) * 1000)::BIGINT, 0)
+               END AS confirmation_ms
+        FROM (
+            SELECT n.*, 1 AS sign, n.status IN ('confirmed', 'finalized') AS landed FROM unnest(new_rows) n
+            UNION ALL
+            SELECT o.*, -1 AS sign, o.status IN ('confirmed', 'finalized') AS landed FROM unnest(old_rows) o
+        ) r
+    ) c
+    GROUP BY c.session_ref, c.hour
 $$;
 
--- Folds a statement's changes into session_analytics, session_trade_hours and
--- ephemeral_sessions.last_activity: one statement per table, whatever the number of rows.
-CREATE FUNCTION vault_transactions_fold(changes vault_transaction_change[]) RETURNS void
+-- Folds the deltas of one statement into session_analytics and session_trade_hours: a handful
+-- of statements over at most (sessions x 24) rows, whatever the number of rows changed.
+CREATE FUNCTION vault_transactions_fold(new_rows vault_transactions[], old_rows vault_transactions[])
+RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
 DECLARE
+    deltas vault_transaction_delta[];
     touched INTEGER[];
 BEGIN
+    deltas := ARRAY(SELECT d FROM vault_transaction_deltas(new_rows, old_rows) d);
+
     -- Every session with a transaction has an analytics row, trades or not (as in 0004); a new
     -- row needs its derived columns (a session created and revoked without a trade has a
     -- duration). Its own statement: a sibling data-modifying CTE would not see the new rows.
     WITH created AS (
         INSERT INTO session_analytics (session_ref)
-        SELECT DISTINCT c.session_ref FROM unnest(changes) c WHERE c.sign > 0 ORDER BY 1
+        SELECT DISTINCT d.session_ref FROM unnest(deltas) d WHERE d.added ORDER BY 1
         ON CONFLICT (session_ref) DO NOTHING
         RETURNING session_ref
     )
@@ -222,17 +257,11 @@ BEGIN
             relayed_confirmations = a.relayed_confirmations + d.relayed,
             relayed_confirmation_ms = a.relayed_confirmation_ms + d.relayed_ms
         FROM (
-            SELECT c.session_ref,
-                   COALESCE(sum(c.sign) FILTER (WHERE c.is_trade), 0)::INTEGER AS trades,
-                   COALESCE(sum(c.sign) FILTER (WHERE c.is_trade AND c.landed), 0)::INTEGER AS ok,
-                   COALESCE(sum(c.sign) FILTER (WHERE c.is_trade AND c.failed), 0)::INTEGER AS failed,
-                   COALESCE(sum(c.sign * c.amount) FILTER (WHERE c.is_trade AND c.landed), 0) AS volume,
-                   COALESCE(sum(c.sign * c.fee) FILTER (WHERE c.is_trade AND c.landed), 0) AS fees,
-                   COALESCE(sum(c.sign) FILTER (WHERE c.confirmation_ms IS NOT NULL), 0)::INTEGER AS relayed,
-                   COALESCE(sum(c.sign * c.confirmation_ms) FILTER (WHERE c.confirmation_ms IS NOT NULL), 0)::BIGINT
-                       AS relayed_ms
-            FROM unnest(changes) c
-            GROUP BY c.session_ref
+            SELECT x.session_ref, sum(x.trades)::INTEGER AS trades, sum(x.ok)::INTEGER AS ok,
+                   sum(x.failed)::INTEGER AS failed, sum(x.volume) AS volume, sum(x.fees) AS fees,
+                   sum(x.relayed)::INTEGER AS relayed, sum(x.relayed_ms)::BIGINT AS relayed_ms
+            FROM unnest(deltas) x
+            GROUP BY x.session_ref
         ) d
         WHERE a.session_ref = d.session_ref
           AND (d.trades <> 0 OR d.ok <> 0 OR d.failed <> 0 OR d.volume <> 0 OR d.fees <> 0
@@ -242,72 +271,82 @@ BEGIN
     SELECT array_agg(DISTINCT r) INTO touched
     FROM (SELECT unnest(touched) AS r UNION ALL SELECT session_ref FROM counted) t;
 
-    INSERT INTO session_trade_hours AS h (session_ref, hour, trades)
-    SELECT c.session_ref, c.hour, sum(c.sign)
-    FROM unnest(changes) c
-    WHERE c.hour IS NOT NULL
-    GROUP BY c.session_ref, c.hour
-    HAVING sum(c.sign) <> 0
+    -- Rows first (a proposed row is checked before ON CONFLICT, so a negative delta cannot be
+    -- inserted as one), then the deltas.
+    INSERT INTO session_trade_hours (session_ref, hour, trades)
+    SELECT d.session_ref, d.hour, 0
+    FROM unnest(deltas) d
+    WHERE d.hour IS NOT NULL AND d.ok <> 0
     ORDER BY 1, 2
-    ON CONFLICT (session_ref, hour) DO UPDATE SET trades = h.trades + EXCLUDED.trades;
+    ON CONFLICT (session_ref, hour) DO NOTHING;
+    UPDATE session_trade_hours h
+    SET trades = h.trades + d.ok
+    FROM unnest(deltas) d
+    WHERE d.hour IS NOT NULL AND d.ok <> 0 AND h.session_ref = d.session_ref AND h.hour = d.hour;
 
     IF touched IS NOT NULL THEN
         PERFORM session_analytics_derive(touched);
     END IF;
 
-    -- last_activity only moves forward (0001's trigger enforces it too; the WHERE spares no-op
-    -- writes).
-    UPDATE ephemeral_sessions s
-    SET last_activity = m.at
-    FROM (SELECT c.session_ref, max(c.activity) AS at FROM unnest(changes) c
-          WHERE c.activity IS NOT NULL GROUP BY c.session_ref ORDER BY 1) m
-    WHERE s.id = m.session_ref AND s.last_activity < m.at;
 END
 $$;
-REVOKE EXECUTE ON FUNCTION vault_transactions_fold(vault_transaction_change[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION vault_transactions_fold(vault_transactions[], vault_transactions[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION session_analytics_derive(INTEGER[]) FROM PUBLIC;
 
--- The activity rule of 0004: an inserted row gives its block time, or the database's clock for a
--- row not yet on chain; an updated row gives its block time when it has one.
-CREATE FUNCTION vault_transactions_inserted() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-    PERFORM vault_transactions_fold(ARRAY(
-        SELECT vault_transaction_change(n, 1, COALESCE(n.confirmed_at, floor(extract(epoch FROM now()))::BIGINT))
-        FROM new_rows n));
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION vault_transactions_updated() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-    PERFORM vault_transactions_fold(ARRAY(
-        SELECT vault_transaction_change(n, 1, n.confirmed_at) FROM new_rows n
-        UNION ALL
-        SELECT vault_transaction_change(o, -1, NULL) FROM old_rows o));
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION vault_transactions_deleted() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-    PERFORM vault_transactions_fold(ARRAY(SELECT vault_transaction_change(o, -1, NULL) FROM old_rows o));
-    RETURN NULL;
-END
-$$;
-
--- FIX (of 0004/0012): the row-level triggers ran three queries per changed row.
+-- FIX (of 0004/0012): the reference's two row-level triggers ran three queries per changed row.
+-- They keep their names and functions, now per statement over the rows the statement changed
+-- (a trigger with transition tables takes one event, so each also has an _update (and _delete)
+-- twin). A transition table's rows are anonymous records; ROW(n.*) re-types them as the table's.
 DROP TRIGGER update_analytics_on_transaction ON vault_transactions;
 DROP TRIGGER update_activity_on_transaction ON vault_transactions;
-CREATE TRIGGER update_analytics_on_transaction_insert
+CREATE OR REPLACE FUNCTION update_session_analytics()
+RETURNS TRIGGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM vault_transactions_fold(ARRAY(SELECT ROW(n.*)::vault_transactions FROM new_rows n), '{}');
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM vault_transactions_fold(ARRAY(SELECT ROW(n.*)::vault_transactions FROM new_rows n),
+                                        ARRAY(SELECT ROW(o.*)::vault_transactions FROM old_rows o));
+    ELSE
+        PERFORM vault_transactions_fold('{}', ARRAY(SELECT ROW(o.*)::vault_transactions FROM old_rows o));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER update_analytics_on_transaction
 AFTER INSERT ON vault_transactions REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION vault_transactions_inserted();
+FOR EACH STATEMENT EXECUTE FUNCTION update_session_analytics();
 CREATE TRIGGER update_analytics_on_transaction_update
 AFTER UPDATE ON vault_transactions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION vault_transactions_updated();
+FOR EACH STATEMENT EXECUTE FUNCTION update_session_analytics();
 CREATE TRIGGER update_analytics_on_transaction_delete
 AFTER DELETE ON vault_transactions REFERENCING OLD TABLE AS old_rows
-FOR EACH STATEMENT EXECUTE FUNCTION vault_transactions_deleted();
+FOR EACH STATEMENT EXECUTE FUNCTION update_session_analytics();
+
+-- The activity rule of 0004: an inserted row gives its block time, or the database's clock for
+-- a row not yet on chain; an updated row its block time when it has one. last_activity only
+-- moves forward (0001's trigger enforces it too; the WHERE spares no-op writes).
+CREATE OR REPLACE FUNCTION update_session_activity()
+RETURNS TRIGGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    UPDATE ephemeral_sessions s
+    SET last_activity = m.at
+    FROM (SELECT n.session_ref,
+                 max(CASE WHEN TG_OP = 'INSERT' THEN COALESCE(n.confirmed_at, floor(extract(epoch FROM now()))::BIGINT)
+                          ELSE n.confirmed_at END) AS at
+          FROM new_rows n GROUP BY n.session_ref ORDER BY 1) m
+    WHERE s.id = m.session_ref AND s.last_activity < m.at;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER update_activity_on_transaction
+AFTER INSERT ON vault_transactions REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION update_session_activity();
+CREATE TRIGGER update_activity_on_transaction_update
+AFTER UPDATE ON vault_transactions REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION update_session_activity();
 
 -- A session's end moves its duration and rate.
 CREATE FUNCTION sessions_ended() RETURNS trigger
@@ -332,20 +371,16 @@ FOR EACH STATEMENT EXECUTE FUNCTION sessions_ended();
 -- Rows written before this migration: counters for relayed confirmations and hours, then every
 -- derived column.
 ALTER TABLE session_analytics DISABLE TRIGGER zz_set_updated_at;
+WITH d AS (SELECT * FROM vault_transaction_deltas(ARRAY(SELECT t FROM vault_transactions t), '{}'))
 UPDATE session_analytics a
-SET relayed_confirmations = r.n, relayed_confirmation_ms = r.ms
-FROM (
-    SELECT (c).session_ref, count(*)::INTEGER AS n, sum((c).confirmation_ms)::BIGINT AS ms
-    FROM (SELECT vault_transaction_change(t, 1, NULL) AS c FROM vault_transactions t) x
-    WHERE (c).confirmation_ms IS NOT NULL
-    GROUP BY 1
-) r
+SET relayed_confirmations = r.relayed, relayed_confirmation_ms = r.relayed_ms
+FROM (SELECT d.session_ref, sum(d.relayed)::INTEGER AS relayed, sum(d.relayed_ms)::BIGINT AS relayed_ms
+      FROM d GROUP BY d.session_ref) r
 WHERE a.session_ref = r.session_ref;
 INSERT INTO session_trade_hours (session_ref, hour, trades)
-SELECT (c).session_ref, (c).hour, count(*)
-FROM (SELECT vault_transaction_change(t, 1, NULL) AS c FROM vault_transactions t) x
-WHERE (c).hour IS NOT NULL
-GROUP BY 1, 2;
+SELECT d.session_ref, d.hour, d.ok
+FROM vault_transaction_deltas(ARRAY(SELECT t FROM vault_transactions t), '{}') d
+WHERE d.hour IS NOT NULL AND d.ok > 0;
 SELECT session_analytics_derive(ARRAY(SELECT session_ref FROM session_analytics));
 ALTER TABLE session_analytics ENABLE TRIGGER zz_set_updated_at;
 
@@ -419,10 +454,13 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM pg_advisory_xact_lock(7022629598041763687);
+    -- Equality and max() only: plans that stay index lookups whatever the table's size was when
+    -- this function's plans were cached (a cached "chain_seq > $1" plan was measured as a
+    -- sequential scan: 54 ms at 150,000 rows).
     SELECT a.chain_seq, a.row_hash, a.created_at INTO head_seq, head_hash, head_at
-    FROM audit_log a WHERE a.chain_seq < first_seq ORDER BY a.chain_seq DESC LIMIT 1;
+    FROM audit_log a WHERE a.chain_seq = first_seq - 1;
     IF first_seq <> COALESCE(head_seq, 0) + 1 OR last_seq - first_seq + 1 <> appended
-       OR EXISTS (SELECT 1 FROM audit_log a WHERE a.chain_seq > last_seq) THEN
+       OR (SELECT max(a.chain_seq) FROM audit_log a) <> last_seq THEN
         RAISE EXCEPTION 'audit rows at chain positions %..% do not continue the chain at %', first_seq, last_seq, head_seq
             USING ERRCODE = 'check_violation';
     END IF;

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Indexer throughput and latency against a raw COPY ceiling, on the local PostgreSQL.
-#   scripts/bench-indexer.sh [transactions]   (default 10,000)
+# Indexer throughput, CPU, latency and a durable run against a raw COPY ceiling, on the local
+# PostgreSQL (or DATABASE_URL's server, which must be a superuser connection: the benchmark
+# creates databases, disables triggers for the COPY and uses ALTER SYSTEM for its durable run,
+# restoring the settings afterwards).
+#   scripts/bench-indexer.sh [transactions] [options]   (default 200,000; --help lists options)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$REPO_ROOT"

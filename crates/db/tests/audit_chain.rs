@@ -84,9 +84,10 @@ async fn concurrent_writers_build_one_gap_free_chain() {
 async fn writers_cannot_choose_chain_fields_or_time() {
     let db = TestDb::new().await;
     append(&db.pool, "first", "a").await;
+    // Chain fields without a row_hash: the trigger chains the row and replaces them.
     sqlx::query(
-        "INSERT INTO audit_log (action, actor, success, chain_seq, prev_hash, row_hash, created_at)
-         VALUES ('forged', 'b', true, 99, sha256('x'), sha256('y'), '2000-01-01T00:00:00Z')",
+        "INSERT INTO audit_log (action, actor, success, chain_seq, prev_hash, created_at)
+         VALUES ('forged', 'b', true, 99, sha256('x'), '2000-01-01T00:00:00Z')",
     )
     .execute(&db.pool)
     .await
@@ -102,6 +103,55 @@ async fn writers_cannot_choose_chain_fields_or_time() {
     assert_eq!(seq, 2);
     assert!(year > 2020.0);
     assert!(linked);
+    assert_eq!(verify_chain(&db.pool).await.unwrap(), None);
+}
+
+/// Inserts one row chained by its writer, as the indexer does (migration 0013): reserved with
+/// audit_log_reserve() and hashed with the database's own audit_log_row_hash(). Each `Some`
+/// replaces one part of it with a forgery.
+async fn insert_prechained(
+    pool: &sqlx::PgPool,
+    seq: Option<&str>,
+    prev: Option<&str>,
+    at: Option<&str>,
+    hash: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "WITH r AS (SELECT * FROM audit_log_reserve(1, '{{}}')),
+              c AS (SELECT ROW(r.ids[1], NULL, NULL, 'prechained', 'b', NULL, NULL, NULL, true, NULL, '{{}}'::jsonb,
+                               {at}, {seq}, {prev}, NULL)::audit_log AS a FROM r)
+         INSERT INTO audit_log (id, action, actor, success, metadata, created_at, chain_seq, prev_hash, row_hash)
+         SELECT (a).id, (a).action, (a).actor, (a).success, (a).metadata, (a).created_at, (a).chain_seq, (a).prev_hash,
+                {hash} FROM c",
+        at = at.unwrap_or("r.stamp::timestamptz"),
+        seq = seq.unwrap_or("COALESCE(r.head_seq, 0) + 1"),
+        prev = prev.unwrap_or("r.head_hash"),
+        hash = hash.unwrap_or("audit_log_row_hash(a)"),
+    );
+    sqlx::query(&sql).execute(pool).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn rows_chained_by_their_writer_are_checked_and_forgeries_refused() {
+    let db = TestDb::new().await;
+    append(&db.pool, "first", "a").await;
+    insert_prechained(&db.pool, None, None, None, None).await.expect("a correctly chained row is accepted");
+    let forgeries = [
+        ("a gap in the positions", Some("COALESCE(r.head_seq, 0) + 5"), None, None, None),
+        ("a position already taken", Some("COALESCE(r.head_seq, 0)"), None, None, None),
+        ("a prev_hash that is not the head's", None, Some("sha256('x')"), None, None),
+        ("a row_hash that is not the row's", None, None, None, Some("sha256('y')")),
+        ("a back-dated time", None, None, Some("'2000-01-01T00:00:00Z'::timestamptz"), None),
+        ("a time in the future", None, None, Some("now() + interval '1 hour'"), None),
+    ];
+    for (what, seq, prev, at, hash) in forgeries {
+        let err = insert_prechained(&db.pool, seq, prev, at, hash).await.expect_err(what);
+        let code = err.as_database_error().and_then(|e| e.code().map(|c| c.to_string()));
+        assert!(matches!(code.as_deref(), Some("23514") | Some("23505")), "{what}: {err}");
+    }
+    append(&db.pool, "after", "c").await;
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_log").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(count, 3);
     assert_eq!(verify_chain(&db.pool).await.unwrap(), None);
 }
 

@@ -107,7 +107,7 @@ struct Flags {
     #[arg(long, env = "VAULT_METRICS_ADDR", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_addr: Option<SocketAddr>,
-    /// Transactions per database transaction (default 256).
+    /// Most transactions per database transaction (default 4096, pipeline::DEFAULT_BATCH_SIZE).
     #[arg(long, env = "VAULT_BATCH_SIZE", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
@@ -300,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
                         SourceItem::Tx(tx) => batch.push(DecodedTx::new(tx)),
                         SourceItem::Unreadable(u) => unreadable.push(u),
                     }
-                    if batch.len() + unreadable.len() >= 256 {
+                    if batch.len() + unreadable.len() >= pipeline_config.batch_size {
                         ingest.write_batch_with_unreadable(&pool, "backfill", &batch, &unreadable, None).await?;
                         written += batch.len();
                         batch.clear();
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(s.database_url.as_deref(), Some("postgres://postgres@127.0.0.1:54329/ephemeral_vault"));
         assert!(matches!(s.source, Some(SourceKind::Rpc)));
         assert!(matches!(s.commitment, Some(CommitmentArg::Confirmed)));
-        assert_eq!(s.batch_size, Some(256));
+        assert_eq!(s.batch_size, Some(4_096));
         assert_eq!(s.alerts, AlertRules::default(), "the example documents the defaults");
     }
 

@@ -170,6 +170,17 @@ impl BatchAlerts {
         }
     }
 
+    /// Renames the sessions created in this batch from their provisional ids to their real ones.
+    pub fn remap(&mut self, ids: &std::collections::HashMap<i32, i32>) {
+        let sessions =
+            self.raised.iter_mut().map(|r| &mut r.session).chain(self.trades.iter_mut().map(|t| &mut t.session));
+        for session in sessions {
+            if let Some(id) = ids.get(&session.id) {
+                session.id = *id;
+            }
+        }
+    }
+
     /// Counts, for every landed trade of the batch, its session's landed trades within the
     /// window up to it (one statement over the index on (session_ref, confirmed_at); the batch's
     /// rows are written already), then inserts every alert of the batch (one statement). "Up to

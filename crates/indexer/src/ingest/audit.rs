@@ -133,6 +133,20 @@ impl Row {
     }
 }
 
+/// What audit_log_reserve() answers (migration 0013).
+#[derive(sqlx::FromRow)]
+struct Reserved {
+    /// The chain's head: position and row_hash; None for an empty log.
+    head_seq: Option<i64>,
+    head_hash: Option<Vec<u8>>,
+    /// Fresh audit_log ids, one per row asked for.
+    ids: Vec<i32>,
+    /// The time to stamp the rows with, as the hash encodes it.
+    stamp: String,
+    /// The chain_refs asked about that the log already has.
+    recorded: Vec<String>,
+}
+
 /// A batch's audit rows, one per chain_ref, in the order the actions were applied.
 #[derive(Default)]
 pub struct AuditRows {
@@ -162,7 +176,7 @@ impl AuditRows {
             return Ok(());
         }
         let refs: Vec<&str> = self.rows.iter().map(|r| r.chain_ref.as_str()).collect();
-        let (head_seq, head_hash, ids, stamp, recorded): (Option<i64>, Option<Vec<u8>>, Vec<i32>, String, Vec<String>) =
+        let Reserved { head_seq, head_hash, ids, stamp, recorded } =
             sqlx::query_as("SELECT head_seq, head_hash, ids, stamp, recorded FROM audit_log_reserve($1, $2)")
                 .bind(refs.len() as i32)
                 .bind(&refs)

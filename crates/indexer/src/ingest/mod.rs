@@ -209,8 +209,12 @@ impl Ingest {
             let unparked = self.place(db, batch, &ready, &mut opened).await?;
             batch.unparked += unparked.iter().filter(|o| matches!(o, TxOutcome::Written { .. })).count();
         }
-        std::mem::take(&mut batch.rows).flush(db).await?;
-        std::mem::take(&mut batch.alerts).raise(db, &self.rules).await?;
+        let ids = batch.incarnations.write_created(db).await?;
+        let (mut rows, mut alerts) = (std::mem::take(&mut batch.rows), std::mem::take(&mut batch.alerts));
+        rows.remap(&ids);
+        alerts.remap(&ids);
+        rows.flush(db).await?;
+        alerts.raise(db, &self.rules).await?;
         Ok(outcomes)
     }
 
@@ -281,7 +285,7 @@ impl Ingest {
                     Resolution::NoSession | Resolution::Unknown(_) => None,
                     Resolution::OpenedHere => match action {
                         VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                            let key = batch.incarnations.create(db, tx, ordinal, e).await?;
+                            let key = batch.incarnations.create(tx, ordinal, e);
                             opened.push(e.vault);
                             Some((key, Some(e.approved_amount)))
                         }

@@ -74,6 +74,9 @@ struct SessionChange {
     cleaned_at: Option<i64>,
     /// 0 = unchanged, 1 = revoked, 2 = cleaned.
     status: u8,
+    /// The newest chain time of the session's rows in the batch (unix seconds): written with the
+    /// totals, so the activity trigger of vault_transactions finds nothing newer to write.
+    activity: Option<i64>,
     /// A delegate was approved: the session's delegate becomes the newest rotation's.
     rotated: bool,
     /// Revoked or cleaned: its delegations' ends are derived again.
@@ -81,6 +84,23 @@ struct SessionChange {
 }
 
 impl SessionChange {
+    /// Both changes of one session (a provisional id that turned out to be a row already named).
+    fn absorb(&mut self, other: SessionChange) {
+        if let Some(totals) = &other.totals {
+            self.grow(totals, 0);
+        }
+        self.last_event_slot = self.last_event_slot.max(other.last_event_slot);
+        self.revoked_at = match (self.revoked_at, other.revoked_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.cleaned_at = self.cleaned_at.or(other.cleaned_at);
+        self.status = self.status.max(other.status);
+        self.activity = self.activity.max(other.activity);
+        self.rotated |= other.rotated;
+        self.ended |= other.ended;
+    }
+
     fn grow(&mut self, totals: &SessionTotals, slot: u64) {
         let t = self.totals.get_or_insert(*totals);
         t.total_deposited = t.total_deposited.max(totals.total_deposited);
@@ -232,7 +252,43 @@ impl Rows {
         }
     }
 
+    /// Renames the sessions created in this batch from their provisional ids to the ids they
+    /// were written with ([`super::incarnations::Incarnations::write_created`]).
+    pub fn remap(&mut self, ids: &HashMap<i32, i32>) {
+        if ids.is_empty() {
+            return;
+        }
+        let real = |key: &mut SessionKey| {
+            if let Some(id) = ids.get(&key.id) {
+                key.id = *id;
+            }
+        };
+        self.transactions.iter_mut().for_each(|t| real(&mut t.session));
+        for (id, change) in std::mem::take(&mut self.sessions) {
+            let id = ids.get(&id).copied().unwrap_or(id);
+            match self.sessions.remove(&id) {
+                Some(mut known) => {
+                    known.absorb(change);
+                    self.sessions.insert(id, known);
+                }
+                None => {
+                    self.sessions.insert(id, change);
+                }
+            }
+        }
+        for (_, mut d) in std::mem::take(&mut self.delegations) {
+            real(&mut d.session);
+            self.delegations.entry((d.session.id, d.rotation)).or_insert(d);
+        }
+        for (_, mut c) in std::mem::take(&mut self.cleanups) {
+            real(&mut c.session);
+            self.cleanups.entry(c.session.id).or_insert(c);
+        }
+    }
+
     fn transaction(&mut self, row: TxRow) {
+        let change = self.session(&row.session);
+        change.activity = change.activity.max(row.confirmed_at);
         match self.transaction_at.get(&(row.signature.clone(), row.ordinal)) {
             Some(&at) => self.transactions[at].merge(row),
             None => {
@@ -267,16 +323,17 @@ impl Rows {
     }
 
     /// Writes everything gathered: at most six statements, whatever the batch's size. Order
-    /// matters: delegations before the sessions' delegate, transactions before the delegations'
-    /// ends (which name the revoking transaction).
+    /// matters: delegations before the sessions' delegate; the sessions' last activity before
+    /// the transactions (each session row is written once, not again by the activity trigger);
+    /// transactions before the delegations' ends (which name the revoking transaction).
     pub async fn flush(self, db: &mut Db<'_>) -> Result<(), sqlx::Error> {
-        insert_transactions(db, &self.transactions).await?;
         let mut delegations: Vec<&Delegation> = self.delegations.values().collect();
         delegations.sort_by_key(|d| (d.session.id, d.rotation));
         insert_delegations(db, &delegations).await?;
         let mut sessions: Vec<(&i32, &SessionChange)> = self.sessions.iter().collect();
         sessions.sort_by_key(|(id, _)| **id);
         update_sessions(db, &sessions).await?;
+        insert_transactions(db, &self.transactions).await?;
         let ended: Vec<i32> = sessions.iter().filter(|(_, c)| c.ended).map(|(id, _)| **id).collect();
         sync_delegations(db, &ended).await?;
         let mut cleanups: Vec<&Cleanup> = self.cleanups.values().collect();
@@ -412,6 +469,7 @@ async fn update_sessions(db: &mut Db<'_>, sessions: &[(&i32, &SessionChange)]) -
             total_withdrawn = GREATEST(s.total_withdrawn, u.withdrawn),
             total_fee_top_ups = GREATEST(s.total_fee_top_ups, u.fee_top_ups),
             last_event_slot = GREATEST(COALESCE(s.last_event_slot, 0), u.slot),
+            last_activity = GREATEST(s.last_activity, u.activity),
             revoked_at = COALESCE(s.revoked_at, u.revoked_at),
             cleaned_at = COALESCE(s.cleaned_at, u.cleaned_at),
             status = CASE
@@ -423,8 +481,8 @@ async fn update_sessions(db: &mut Db<'_>, sessions: &[(&i32, &SessionChange)]) -
                 (SELECT d.delegate_wallet FROM delegation_history d WHERE d.session_ref = s.id
                  ORDER BY d.rotation DESC LIMIT 1), s.ephemeral_wallet) ELSE s.ephemeral_wallet END
          FROM UNNEST($1::int4[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::int8[],
-                     $7::int8[], $8::int8[], $9::int2[], $10::bool[])
-              AS u(id, deposited, spent, withdrawn, fee_top_ups, slot, revoked_at, cleaned_at, status, rotated)
+                     $7::int8[], $8::int8[], $9::int2[], $10::bool[], $11::int8[])
+              AS u(id, deposited, spent, withdrawn, fee_top_ups, slot, revoked_at, cleaned_at, status, rotated, activity)
          WHERE s.id = u.id",
     )
     .bind(sessions.iter().map(|(id, _)| **id).collect::<Vec<_>>())
@@ -437,6 +495,7 @@ async fn update_sessions(db: &mut Db<'_>, sessions: &[(&i32, &SessionChange)]) -
     .bind(sessions.iter().map(|(_, c)| c.cleaned_at).collect::<Vec<_>>())
     .bind(sessions.iter().map(|(_, c)| c.status as i16).collect::<Vec<_>>())
     .bind(sessions.iter().map(|(_, c)| c.rotated).collect::<Vec<_>>())
+    .bind(sessions.iter().map(|(_, c)| c.activity).collect::<Vec<_>>())
     .execute(db.conn())
     .await?;
     Ok(())
