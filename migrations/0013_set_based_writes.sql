@@ -92,6 +92,14 @@ CREATE TRIGGER fill_session_ref BEFORE INSERT ON vault_transactions
 CREATE TRIGGER fill_session_ref_on_update BEFORE UPDATE OF session_id, session_ref ON vault_transactions
     FOR EACH ROW EXECUTE FUNCTION fill_session_ref();
 
+-- ===== delegation_history: one signature may approve several delegations =====
+-- FIX (of 0003/0012): UNIQUE (session_ref, approval_signature) refused a transaction that
+-- creates a session and approves a new delegate (or approves twice): rotations 0, 1 and 2 share
+-- the signature, the insert failed, and the indexer retried that batch forever. The delegation's
+-- key is (session_ref, rotation), unique already; the signature keeps a plain index.
+ALTER TABLE delegation_history DROP CONSTRAINT delegation_history_session_approval_key;
+CREATE INDEX idx_delegation_approval_signature ON delegation_history (approval_signature);
+
 -- ===== the analytics columns nothing filled =====
 -- How each is defined (all exact functions of stored rows, so a replay changes none of them, and
 -- tests recompute them from vault_transactions and ephemeral_sessions):
@@ -297,6 +305,9 @@ REVOKE EXECUTE ON FUNCTION session_analytics_derive(INTEGER[]) FROM PUBLIC;
 -- They keep their names and functions, now per statement over the rows the statement changed
 -- (a trigger with transition tables takes one event, so each also has an _update (and _delete)
 -- twin). A transition table's rows are anonymous records; ROW(n.*) re-types them as the table's.
+-- They travel as one array, and PostgreSQL caps a value at 1 GB: one statement may change about
+-- two million rows of vault_transactions (the indexer's change a few thousand); split a bigger
+-- maintenance UPDATE or DELETE.
 DROP TRIGGER update_analytics_on_transaction ON vault_transactions;
 DROP TRIGGER update_activity_on_transaction ON vault_transactions;
 CREATE OR REPLACE FUNCTION update_session_analytics()
@@ -324,20 +335,31 @@ CREATE TRIGGER update_analytics_on_transaction_delete
 AFTER DELETE ON vault_transactions REFERENCING OLD TABLE AS old_rows
 FOR EACH STATEMENT EXECUTE FUNCTION update_session_analytics();
 
--- The activity rule of 0004: an inserted row gives its block time, or the database's clock for
--- a row not yet on chain; an updated row its block time when it has one. last_activity only
--- moves forward (0001's trigger enforces it too; the WHERE spares no-op writes).
+-- The activity rule of 0004: an inserted row, or an updated one whose status or block time
+-- changed, gives its block time, or the database's clock for a row not yet on chain.
+-- last_activity only moves forward (0001's trigger enforces it too; the WHERE spares no-op
+-- writes).
 CREATE OR REPLACE FUNCTION update_session_activity()
 RETURNS TRIGGER
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    clock BIGINT := floor(extract(epoch FROM now()))::BIGINT;
 BEGIN
-    UPDATE ephemeral_sessions s
-    SET last_activity = m.at
-    FROM (SELECT n.session_ref,
-                 max(CASE WHEN TG_OP = 'INSERT' THEN COALESCE(n.confirmed_at, floor(extract(epoch FROM now()))::BIGINT)
-                          ELSE n.confirmed_at END) AS at
-          FROM new_rows n GROUP BY n.session_ref ORDER BY 1) m
-    WHERE s.id = m.session_ref AND s.last_activity < m.at;
+    IF TG_OP = 'INSERT' THEN
+        UPDATE ephemeral_sessions s
+        SET last_activity = m.at
+        FROM (SELECT n.session_ref, max(COALESCE(n.confirmed_at, clock)) AS at
+              FROM new_rows n GROUP BY n.session_ref ORDER BY 1) m
+        WHERE s.id = m.session_ref AND s.last_activity < m.at;
+    ELSE
+        UPDATE ephemeral_sessions s
+        SET last_activity = m.at
+        FROM (SELECT n.session_ref, max(COALESCE(n.confirmed_at, clock)) AS at
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+              WHERE n.status IS DISTINCT FROM o.status OR n.confirmed_at IS DISTINCT FROM o.confirmed_at
+              GROUP BY n.session_ref ORDER BY 1) m
+        WHERE s.id = m.session_ref AND s.last_activity < m.at;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -345,7 +367,7 @@ CREATE TRIGGER update_activity_on_transaction
 AFTER INSERT ON vault_transactions REFERENCING NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION update_session_activity();
 CREATE TRIGGER update_activity_on_transaction_update
-AFTER UPDATE ON vault_transactions REFERENCING NEW TABLE AS new_rows
+AFTER UPDATE ON vault_transactions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION update_session_activity();
 
 -- A session's end moves its duration and rate.
@@ -371,16 +393,22 @@ FOR EACH STATEMENT EXECUTE FUNCTION sessions_ended();
 -- Rows written before this migration: counters for relayed confirmations and hours, then every
 -- derived column.
 ALTER TABLE session_analytics DISABLE TRIGGER zz_set_updated_at;
-WITH d AS (SELECT * FROM vault_transaction_deltas(ARRAY(SELECT t FROM vault_transactions t), '{}'))
+-- (A plain GROUP BY over the table: one array of every row could pass PostgreSQL's 1 GB limit.)
 UPDATE session_analytics a
 SET relayed_confirmations = r.relayed, relayed_confirmation_ms = r.relayed_ms
-FROM (SELECT d.session_ref, sum(d.relayed)::INTEGER AS relayed, sum(d.relayed_ms)::BIGINT AS relayed_ms
-      FROM d GROUP BY d.session_ref) r
+FROM (SELECT t.session_ref, count(*)::INTEGER AS relayed,
+             sum(GREATEST(t.confirmed_at * 1000 - floor(extract(epoch FROM t.created_at) * 1000)::BIGINT, 0))::BIGINT
+                 AS relayed_ms
+      FROM vault_transactions t
+      WHERE t.transaction_type = 'trade' AND t.status IN ('confirmed', 'finalized') AND t.confirmed_at IS NOT NULL
+        AND t.metadata ->> 'source' = 'relay'
+      GROUP BY t.session_ref) r
 WHERE a.session_ref = r.session_ref;
 INSERT INTO session_trade_hours (session_ref, hour, trades)
-SELECT d.session_ref, d.hour, d.ok
-FROM vault_transaction_deltas(ARRAY(SELECT t FROM vault_transactions t), '{}') d
-WHERE d.hour IS NOT NULL AND d.ok > 0;
+SELECT t.session_ref, (((t.confirmed_at % 86400) + 86400) % 86400 / 3600)::SMALLINT, count(*)
+FROM vault_transactions t
+WHERE t.transaction_type = 'trade' AND t.status IN ('confirmed', 'finalized') AND t.confirmed_at IS NOT NULL
+GROUP BY 1, 2;
 SELECT session_analytics_derive(ARRAY(SELECT session_ref FROM session_analytics));
 ALTER TABLE session_analytics ENABLE TRIGGER zz_set_updated_at;
 
@@ -411,6 +439,11 @@ SELECT
 FROM session_analytics a
 JOIN ephemeral_sessions s ON s.id = a.session_ref;
 GRANT SELECT ON session_analytics_view TO vault_readonly, vault_service, vault_indexer;
+
+-- The revoking or cleaning transaction of a session (what ends its newest delegation), without
+-- reading the session's trades.
+CREATE INDEX idx_transactions_session_end ON vault_transactions (session_ref, block_slot, instruction_index)
+    WHERE transaction_type IN ('revoke', 'cleanup') AND status <> 'failed';
 
 -- ===== high_frequency: one windowed count per batch, served by an index =====
 CREATE INDEX idx_transactions_landed_trades ON vault_transactions (session_ref, confirmed_at)

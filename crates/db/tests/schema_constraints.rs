@@ -301,7 +301,7 @@ async fn approve(
     sqlx::query(
         "INSERT INTO delegation_history (session_id, vault_pda, delegate_wallet, approved_at, approval_signature, rotation)
          VALUES ($1, $3, $4, 1, $2, $5)
-         ON CONFLICT (session_ref, approval_signature) DO NOTHING",
+         ON CONFLICT (session_ref, rotation) DO NOTHING",
     )
     .bind(session_id)
     .bind(sig)

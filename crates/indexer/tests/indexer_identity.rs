@@ -212,6 +212,31 @@ async fn a_session_reopened_after_cleanup_is_a_second_session() {
     let second_rows = rows_of(&db.pool, &second.vault(), &second_create).await;
     assert_eq!(kinds(second_rows.clone()), ["create", "deposit", "trade"]);
     assert_eq!(second_rows[2].0, second_trade, "the second delegate's trade is the second session's");
+
+    // The same history packed into one slot (a busy chain puts many transactions in one), in one
+    // batch and with the first creation in a batch of its own: the two creations are told apart
+    // by arrival, and the last trade belongs to the session created later.
+    let mut one_slot = txs.clone();
+    for tx in &mut one_slot {
+        tx.slot = txs[0].slot;
+    }
+    for split in [0, 1] {
+        let packed = TestDb::new().await;
+        if split > 0 {
+            write_all(&packed.pool, &Ingest::default(), &one_slot[..split]).await;
+        }
+        write_all(&packed.pool, &Ingest::default(), &one_slot[split..]).await;
+        // (Rows of one slot are listed by signature: compared as sets.)
+        let sorted = |mut kinds: Vec<String>| {
+            kinds.sort();
+            kinds
+        };
+        let first_rows = sorted(kinds(rows_of(&packed.pool, &first.vault(), &first_create).await));
+        assert_eq!(first_rows, ["cleanup", "create", "deposit", "revoke", "trade"], "one slot, split at {split}");
+        let second_rows = rows_of(&packed.pool, &second.vault(), &second_create).await;
+        assert_eq!(sorted(kinds(second_rows.clone())), ["create", "deposit", "trade"], "one slot, split at {split}");
+        assert!(second_rows.iter().any(|r| r.0 == second_trade && r.1 == "trade"), "one slot, split at {split}");
+    }
     // Each has its own delegation history: the second delegate's approval is there, active.
     let delegations: Vec<(String, i32, bool)> = sqlx::query_as(
         "SELECT d.delegate_wallet, d.rotation, d.is_active FROM delegation_history d
@@ -395,4 +420,41 @@ async fn an_indexer_started_from_now_bootstraps_live_sessions_from_their_account
             .await
             .unwrap();
     assert_eq!(sessions, [(true, Some(creation.signature))]);
+}
+
+#[tokio::test]
+async fn a_session_created_and_rotated_twice_in_one_transaction_keeps_every_delegation() {
+    // Three delegations approved by one signature: (session, approving signature) is as unique
+    // as (session, rotation), and neither may stop the batch.
+    let mut w = VaultWorld::new();
+    let s = w.sol_session();
+    let (second, third) = (w.new_wallet(SOL / 10), w.new_wallet(SOL / 10));
+    let create = sdk::create_session(
+        s.parent.pubkey(),
+        s.delegate.pubkey(),
+        s.session.asset,
+        None,
+        session_args(s.session.session_id),
+    );
+    let rotations =
+        [sdk::approve_delegate(&s.session, second.pubkey()), sdk::approve_delegate(&s.session, third.pubkey())];
+    w.send(&[create, rotations[0].clone(), rotations[1].clone()], &s.parent, &[]).expect("create and rotate twice");
+    let txs = delivered(&w);
+
+    let db = TestDb::new().await;
+    for _ in 0..2 {
+        let report = write_all(&db.pool, &Ingest::default(), &txs).await;
+        assert_eq!((report.written, report.parked, report.skipped), (txs.len(), 0, 0), "{report:?}");
+    }
+    let delegations: Vec<(String, i32, bool)> =
+        sqlx::query_as("SELECT delegate_wallet, rotation, is_active FROM delegation_history ORDER BY rotation")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let expected = [(s.delegate.pubkey(), 0, false), (second.pubkey(), 1, false), (third.pubkey(), 2, true)];
+    let expected: Vec<(String, i32, bool)> = expected.iter().map(|(k, r, a)| (k.to_string(), *r, *a)).collect();
+    assert_eq!(delegations, expected);
+    let (delegate,): (String,) =
+        sqlx::query_as("SELECT ephemeral_wallet FROM ephemeral_sessions").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(delegate, third.pubkey().to_string());
 }

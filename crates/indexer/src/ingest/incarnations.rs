@@ -1,7 +1,9 @@
 //! Which session (vault incarnation) each action of a batch belongs to, decided in memory from
-//! one read of the batch's vaults: every session row of every vault the batch names is read once,
-//! locked in id order (so the confirmed and the finalized indexers, writing the same sessions,
-//! always lock them in the same order and cannot deadlock). The incarnations the batch creates
+//! one read of the batch's vaults: every session row of every vault the batch names is read once
+//! and locked in id order, so the confirmed and the finalized indexers, writing the same sessions,
+//! lock them in the same order. (Parked transactions applied later in the batch may lock further
+//! sessions; a deadlock between the two indexers is then possible, detected by PostgreSQL, and
+//! the batch retried by the pipeline like any failed batch.) The incarnations the batch creates
 //! get a provisional (negative) id as their SessionCreated events are placed, and are written
 //! together at the end ([`Incarnations::write_created`]: two statements whatever their number),
 //! which gives each its real id.
@@ -187,7 +189,11 @@ impl Incarnations {
                     Some(_) => 1,
                     None => 0,
                 };
-                (i.created_slot.unwrap_or(-1), same_tx, i.creation_instruction_index.map_or(-1, i64::from), i.key.id)
+                // The order of arrival: a stored id, or after every stored one a provisional id
+                // (-1, -2, ... in the order the batch created them).
+                let arrival =
+                    if i.key.id < 0 { i64::from(i32::MAX) - i64::from(i.key.id) } else { i64::from(i.key.id) };
+                (i.created_slot.unwrap_or(-1), same_tx, i.creation_instruction_index.map_or(-1, i64::from), arrival)
             })
             .map(|i| (&i.key, i.approved))
     }

@@ -429,6 +429,8 @@ async fn insert_transactions(db: &mut Db<'_>, rows: &[TxRow]) -> Result<(), sqlx
     Ok(())
 }
 
+/// Idempotent on a delegation's key, (session, rotation). One transaction may create a session
+/// and approve new delegates: several rotations with one approving signature (migration 0013).
 async fn insert_delegations(db: &mut Db<'_>, rows: &[&Delegation]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
