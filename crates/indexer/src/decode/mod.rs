@@ -99,6 +99,10 @@ pub fn decode_all(txs: &[ChainTx]) -> Vec<DecodedTx> {
     txs.iter().cloned().map(DecodedTx::new).collect()
 }
 
+/// The program's event authority, derived once: a PDA search costs about 30 µs, more than the
+/// rest of decoding a transaction (scripts/bench-indexer.sh's "of which decoding").
+static EVENT_AUTHORITY: std::sync::LazyLock<Pubkey> = std::sync::LazyLock::new(sdk::event_authority_address);
+
 /// Decodes every vault action in `tx`, never panicking on malformed input.
 pub fn decode(tx: &ChainTx) -> Decoded {
     let program = ephemeral_vault::ID;
@@ -114,7 +118,7 @@ pub fn decode(tx: &ChainTx) -> Decoded {
 }
 
 fn decode_events(tx: &ChainTx, decoded: &mut Decoded) {
-    let authority = sdk::event_authority_address();
+    let authority = *EVENT_AUTHORITY;
     for inner in tx.inner_instructions.iter().flatten() {
         if tx.program_of(inner) != Some(&ephemeral_vault::ID) {
             continue;
@@ -136,7 +140,7 @@ fn decode_events(tx: &ChainTx, decoded: &mut Decoded) {
 
 fn decode_refusals(tx: &ChainTx, failure: &TxFailure, decoded: &mut Decoded) {
     let program = ephemeral_vault::ID;
-    let authority = sdk::event_authority_address();
+    let authority = *EVENT_AUTHORITY;
     let mut found = vec![];
     for (index, ix) in tx.instructions.iter().enumerate() {
         let inner = tx.inner_instructions.get(index).map(Vec::as_slice).unwrap_or(&[]);

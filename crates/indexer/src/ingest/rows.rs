@@ -4,7 +4,11 @@
 
 use std::collections::HashMap;
 
-use ephemeral_vault::events::SessionTotals;
+use anchor_lang::prelude::Pubkey;
+use ephemeral_vault::events::{
+    DelegateApproved, Deposited, FeesToppedUp, SessionCreated, SessionRevoked, SessionTotals, TradeExecuted,
+    VaultCleaned, Withdrawn,
+};
 use ephemeral_vault::sdk::VaultEvent;
 use ephemeral_vault::state::CleanupReason;
 use rust_decimal::Decimal;
@@ -132,6 +136,33 @@ struct Cleanup {
     reason: &'static str,
 }
 
+/// Where an action is: its transaction, its position in it, the session it belongs to.
+struct At<'a> {
+    tx: &'a ChainTx,
+    ordinal: usize,
+    session: &'a SessionKey,
+}
+
+impl At<'_> {
+    /// The action's vault_transactions row; its chain time is the event's, else the block's.
+    fn row(&self, kind: &'static str, amount: u64, chain_time: Option<i64>, metadata: serde_json::Value) -> TxRow {
+        TxRow {
+            session: self.session.clone(),
+            signature: self.tx.signature.clone(),
+            ordinal: self.ordinal as i32,
+            kind,
+            amount,
+            fee: None,
+            trade_id: None,
+            status: self.tx.commitment.status(),
+            confirmed_at: chain_time.or(self.tx.block_time),
+            block_slot: self.tx.slot as i64,
+            metadata,
+            error: None,
+        }
+    }
+}
+
 /// The rows of a batch, de-duplicated by their keys, in first-seen order.
 #[derive(Default)]
 pub struct Rows {
@@ -143,113 +174,111 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Gathers the rows of one action of `tx` in `session` (the incarnation it belongs to).
+    /// Gathers the rows of one action of `tx` in `session` (the incarnation it belongs to): one
+    /// function per event below.
     pub fn push(&mut self, tx: &ChainTx, ordinal: usize, action: &VaultAction, session: &SessionKey) {
-        let status = tx.commitment.status();
-        let row = |kind, amount, chain_time: Option<i64>, metadata| TxRow {
-            session: session.clone(),
-            signature: tx.signature.clone(),
-            ordinal: ordinal as i32,
-            kind,
-            amount,
-            fee: None,
-            trade_id: None,
-            status,
-            confirmed_at: chain_time.or(tx.block_time),
-            block_slot: tx.slot as i64,
-            metadata,
-            error: None,
-        };
+        let at = At { tx, ordinal, session };
         match action {
-            VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                let metadata = json!({
-                    "delegate": e.delegate.to_string(),
-                    "per_trade_cap": e.per_trade_cap.to_string(),
-                    "destinations": e.destinations.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-                    "fee_top_up": e.fee_top_up.to_string(),
-                    "expires_at": e.expires_at,
-                });
-                self.transaction(row("create", e.approved_amount, Some(e.created_at), metadata));
-                self.delegation(session, tx, &e.vault, &e.delegate, 0, e.created_at);
-            }
-            VaultAction::Event(VaultEvent::DelegateApproved(e)) => {
-                let metadata = json!({"previous_delegate": e.previous_delegate.to_string(),
-                    "delegate": e.delegate.to_string(), "rotation": e.rotations});
-                self.transaction(row("approve_delegate", 0, Some(e.timestamp), metadata));
-                self.delegation(session, tx, &e.vault, &e.delegate, e.rotations, e.timestamp);
-                self.session(session).rotated = true;
-            }
-            VaultAction::Event(VaultEvent::Deposited(e)) => {
-                let metadata = json!({"sent": e.amount.to_string(),
-                    "mint": (e.mint != anchor_lang::prelude::Pubkey::default()).then(|| e.mint.to_string())});
-                self.transaction(row("deposit", e.received, Some(e.timestamp), metadata));
-                self.session(session).grow(&e.totals, tx.slot);
-            }
-            VaultAction::Event(VaultEvent::Withdrawn(e)) => {
-                self.transaction(row("withdraw", e.amount, Some(e.timestamp), json!({})));
-                self.session(session).grow(&e.totals, tx.slot);
-            }
-            VaultAction::Event(VaultEvent::TradeExecuted(e)) => {
-                let metadata = json!({"destination": e.destination.to_string(), "delegate": e.delegate.to_string(),
-                    "remaining_allowance": e.remaining_allowance.to_string()});
-                let mut trade = row("trade", e.amount, Some(e.timestamp), metadata);
-                trade.fee = Some(e.fee);
-                trade.trade_id = Some(e.trade_id);
-                self.transaction(trade);
-                self.session(session).grow(&e.totals, tx.slot);
-            }
-            VaultAction::Event(VaultEvent::FeesToppedUp(e)) => {
-                self.transaction(row(
-                    "top_up",
-                    e.amount,
-                    Some(e.timestamp),
-                    json!({"delegate": e.delegate.to_string()}),
-                ));
-                self.session(session).grow(&e.totals, tx.slot);
-            }
-            VaultAction::Event(VaultEvent::SessionRevoked(e)) => {
-                self.transaction(row("revoke", 0, Some(e.revoked_at), json!({"delegate": e.delegate.to_string()})));
-                let change = self.session(session);
-                change.grow(&e.totals, tx.slot);
-                change.revoked_at = change.revoked_at.min(Some(e.revoked_at)).or(Some(e.revoked_at));
-                change.status = change.status.max(1);
-                change.ended = true;
-            }
-            VaultAction::Event(VaultEvent::VaultCleaned(e)) => {
-                let reason = reason_word(e.reason);
-                let metadata = json!({"caller": e.caller.to_string(), "reward": e.reward.to_string(),
-                    "rent_returned": e.rent_returned.to_string(), "reason": reason});
-                self.transaction(row("cleanup", e.returned_amount, Some(e.timestamp), metadata));
-                self.cleanups.entry(session.id).or_insert_with(|| Cleanup {
-                    session: session.clone(),
-                    vault: e.vault.to_string(),
-                    returned: e.returned_amount,
-                    reward: e.reward,
-                    rent_returned: e.rent_returned,
-                    caller: e.caller.to_string(),
-                    signature: tx.signature.clone(),
-                    at: e.timestamp,
-                    reason,
-                });
-                let change = self.session(session);
-                change.grow(&e.totals, tx.slot);
-                if matches!(e.reason, CleanupReason::ManualRevoke) {
-                    change.revoked_at = change.revoked_at.or(Some(e.timestamp));
-                }
-                change.cleaned_at = change.cleaned_at.or(Some(e.timestamp));
-                change.status = 2;
-                change.ended = true;
-            }
+            VaultAction::Event(VaultEvent::SessionCreated(e)) => self.session_created(&at, e),
+            VaultAction::Event(VaultEvent::DelegateApproved(e)) => self.delegate_approved(&at, e),
+            VaultAction::Event(VaultEvent::Deposited(e)) => self.deposited(&at, e),
+            VaultAction::Event(VaultEvent::Withdrawn(e)) => self.withdrawn(&at, e),
+            VaultAction::Event(VaultEvent::TradeExecuted(e)) => self.trade_executed(&at, e),
+            VaultAction::Event(VaultEvent::FeesToppedUp(e)) => self.fees_topped_up(&at, e),
+            VaultAction::Event(VaultEvent::SessionRevoked(e)) => self.session_revoked(&at, e),
+            VaultAction::Event(VaultEvent::VaultCleaned(e)) => self.vault_cleaned(&at, e),
             // Deployment-wide: recorded in the audit log only.
             VaultAction::Event(
                 VaultEvent::ConfigInitialized(_) | VaultEvent::ConfigUpdated(_) | VaultEvent::PauseSet(_),
             ) => {}
             VaultAction::Refused { instruction, failure, cause } => {
-                if let Some(refused) = refused_row(tx, ordinal, instruction, failure, cause, session) {
+                if let Some(refused) = refused_row(&at, instruction, failure, cause) {
                     self.transaction(refused);
                 }
             }
         }
+    }
+
+    fn session_created(&mut self, at: &At<'_>, e: &SessionCreated) {
+        let metadata = json!({
+            "delegate": e.delegate.to_string(),
+            "per_trade_cap": e.per_trade_cap.to_string(),
+            "destinations": e.destinations.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "fee_top_up": e.fee_top_up.to_string(),
+            "expires_at": e.expires_at,
+        });
+        self.transaction(at.row("create", e.approved_amount, Some(e.created_at), metadata));
+        self.delegation(at, &e.vault, &e.delegate, 0, e.created_at);
+    }
+
+    fn delegate_approved(&mut self, at: &At<'_>, e: &DelegateApproved) {
+        let metadata = json!({"previous_delegate": e.previous_delegate.to_string(),
+            "delegate": e.delegate.to_string(), "rotation": e.rotations});
+        self.transaction(at.row("approve_delegate", 0, Some(e.timestamp), metadata));
+        self.delegation(at, &e.vault, &e.delegate, e.rotations, e.timestamp);
+        self.session(at.session).rotated = true;
+    }
+
+    fn deposited(&mut self, at: &At<'_>, e: &Deposited) {
+        let metadata =
+            json!({"sent": e.amount.to_string(), "mint": (e.mint != Pubkey::default()).then(|| e.mint.to_string())});
+        self.transaction(at.row("deposit", e.received, Some(e.timestamp), metadata));
+        self.session(at.session).grow(&e.totals, at.tx.slot);
+    }
+
+    fn withdrawn(&mut self, at: &At<'_>, e: &Withdrawn) {
+        self.transaction(at.row("withdraw", e.amount, Some(e.timestamp), json!({})));
+        self.session(at.session).grow(&e.totals, at.tx.slot);
+    }
+
+    fn trade_executed(&mut self, at: &At<'_>, e: &TradeExecuted) {
+        let metadata = json!({"destination": e.destination.to_string(), "delegate": e.delegate.to_string(),
+            "remaining_allowance": e.remaining_allowance.to_string()});
+        let mut trade = at.row("trade", e.amount, Some(e.timestamp), metadata);
+        trade.fee = Some(e.fee);
+        trade.trade_id = Some(e.trade_id);
+        self.transaction(trade);
+        self.session(at.session).grow(&e.totals, at.tx.slot);
+    }
+
+    fn fees_topped_up(&mut self, at: &At<'_>, e: &FeesToppedUp) {
+        self.transaction(at.row("top_up", e.amount, Some(e.timestamp), json!({"delegate": e.delegate.to_string()})));
+        self.session(at.session).grow(&e.totals, at.tx.slot);
+    }
+
+    fn session_revoked(&mut self, at: &At<'_>, e: &SessionRevoked) {
+        self.transaction(at.row("revoke", 0, Some(e.revoked_at), json!({"delegate": e.delegate.to_string()})));
+        let change = self.session(at.session);
+        change.grow(&e.totals, at.tx.slot);
+        change.revoked_at = change.revoked_at.min(Some(e.revoked_at)).or(Some(e.revoked_at));
+        change.status = change.status.max(1);
+        change.ended = true;
+    }
+
+    fn vault_cleaned(&mut self, at: &At<'_>, e: &VaultCleaned) {
+        let reason = reason_word(e.reason);
+        let metadata = json!({"caller": e.caller.to_string(), "reward": e.reward.to_string(),
+            "rent_returned": e.rent_returned.to_string(), "reason": reason});
+        self.transaction(at.row("cleanup", e.returned_amount, Some(e.timestamp), metadata));
+        self.cleanups.entry(at.session.id).or_insert_with(|| Cleanup {
+            session: at.session.clone(),
+            vault: e.vault.to_string(),
+            returned: e.returned_amount,
+            reward: e.reward,
+            rent_returned: e.rent_returned,
+            caller: e.caller.to_string(),
+            signature: at.tx.signature.clone(),
+            at: e.timestamp,
+            reason,
+        });
+        let change = self.session(at.session);
+        change.grow(&e.totals, at.tx.slot);
+        if matches!(e.reason, CleanupReason::ManualRevoke) {
+            change.revoked_at = change.revoked_at.or(Some(e.timestamp));
+        }
+        change.cleaned_at = change.cleaned_at.or(Some(e.timestamp));
+        change.status = 2;
+        change.ended = true;
     }
 
     /// Renames the sessions created in this batch from their provisional ids to the ids they
@@ -302,24 +331,16 @@ impl Rows {
         self.sessions.entry(session.id).or_default()
     }
 
-    fn delegation(
-        &mut self,
-        session: &SessionKey,
-        tx: &ChainTx,
-        vault: &anchor_lang::prelude::Pubkey,
-        delegate: &anchor_lang::prelude::Pubkey,
-        rotation: u32,
-        approved_at: i64,
-    ) {
-        self.delegations.entry((session.id, rotation as i32)).or_insert_with(|| Delegation {
-            session: session.clone(),
+    fn delegation(&mut self, at: &At<'_>, vault: &Pubkey, delegate: &Pubkey, rotation: u32, approved_at: i64) {
+        self.delegations.entry((at.session.id, rotation as i32)).or_insert_with(|| Delegation {
+            session: at.session.clone(),
             vault: vault.to_string(),
             delegate: delegate.to_string(),
             rotation: rotation as i32,
             approved_at,
-            signature: tx.signature.clone(),
+            signature: at.tx.signature.clone(),
         });
-        self.session(session).ended = true; // the previous rotation ends: derive again
+        self.session(at.session).ended = true; // the previous rotation ends: derive again
     }
 
     /// Writes everything gathered: at most six statements, whatever the batch's size. Order
@@ -345,14 +366,7 @@ impl Rows {
 /// A vault instruction of a failed transaction: a `failed` row on its session, with the error
 /// of whichever instruction failed ([`Cause`]). None for a refused admin instruction (audit log
 /// only).
-fn refused_row(
-    tx: &ChainTx,
-    ordinal: usize,
-    instruction: &VaultInstruction,
-    failure: &TxFailure,
-    cause: &Cause,
-    session: &SessionKey,
-) -> Option<TxRow> {
+fn refused_row(at: &At<'_>, instruction: &VaultInstruction, failure: &TxFailure, cause: &Cause) -> Option<TxRow> {
     let kind = instruction.kind.transaction_type()?;
     let rolled_back_by = match cause {
         Cause::RolledBack { instruction_index, program } => {
@@ -364,21 +378,14 @@ fn refused_row(
         Cause::Failed { program } => program.map(|p| p.to_string()),
         Cause::RolledBack { .. } => None,
     };
-    Some(TxRow {
-        session: session.clone(),
-        signature: tx.signature.clone(),
-        ordinal: ordinal as i32,
-        kind,
-        amount: instruction.amount.unwrap_or(0),
-        fee: instruction.fee,
-        trade_id: instruction.trade_id,
-        status: "failed",
-        confirmed_at: tx.block_time,
-        block_slot: tx.slot as i64,
-        metadata: json!({"signer": instruction.signer.to_string(), "error_code": failure.custom_code,
-            "failed_program": failed_program, "rolled_back_by": rolled_back_by}),
-        error: Some(cause.describe(failure)),
-    })
+    let metadata = json!({"signer": instruction.signer.to_string(), "error_code": failure.custom_code,
+        "failed_program": failed_program, "rolled_back_by": rolled_back_by});
+    let mut row = at.row(kind, instruction.amount.unwrap_or(0), None, metadata);
+    row.fee = instruction.fee;
+    row.trade_id = instruction.trade_id;
+    row.status = "failed";
+    row.error = Some(cause.describe(failure));
+    Some(row)
 }
 
 async fn insert_transactions(db: &mut Db<'_>, rows: &[TxRow]) -> Result<(), sqlx::Error> {

@@ -116,6 +116,11 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     let saturation =
         phases.time("saturation (write_batch)", write::write_stream(&pool, txs, cli.batch, cluster.as_ref())).await?;
     print_saturation(&settings, &saturation);
+    let decoding = write::decode_only(txs);
+    println!(
+        "  of which decoding   {:.1} µs/tx (decode_all alone over the same stream, this process)",
+        write::micros_per_tx(decoding, txs.len())
+    );
 
     eprintln!("raw COPY ceiling...");
     let copy_url = fresh_database(admin, "vault_bench_copy").await?;
