@@ -15,61 +15,35 @@
 -- below for 44-character keys: 104 ms against 800 ms for '{32,44}'). A length test plus "no
 -- character outside the alphabet" accepts exactly the same strings: every character is in the
 -- class and there are between min and max of them.
-ALTER TABLE ephemeral_sessions
-    DROP CONSTRAINT sessions_parent_wallet_base58,
-    ADD CONSTRAINT sessions_parent_wallet_base58
-        CHECK (length(parent_wallet) BETWEEN 32 AND 44 AND parent_wallet !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT sessions_ephemeral_wallet_base58,
-    ADD CONSTRAINT sessions_ephemeral_wallet_base58
-        CHECK (length(ephemeral_wallet) BETWEEN 32 AND 44 AND ephemeral_wallet !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT sessions_vault_pda_base58,
-    ADD CONSTRAINT sessions_vault_pda_base58
-        CHECK (length(vault_pda) BETWEEN 32 AND 44 AND vault_pda !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT sessions_mint_base58,
-    ADD CONSTRAINT sessions_mint_base58
-        CHECK (length(mint) BETWEEN 32 AND 44 AND mint !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT sessions_creation_signature_base58,
-    ADD CONSTRAINT sessions_creation_signature_base58
-        CHECK (length(creation_signature) BETWEEN 64 AND 88 AND creation_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE vault_transactions
-    DROP CONSTRAINT transactions_signature_base58,
-    ADD CONSTRAINT transactions_signature_base58
-        CHECK (length(transaction_signature) BETWEEN 64 AND 88 AND transaction_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE delegation_history
-    DROP CONSTRAINT delegation_vault_pda_base58,
-    ADD CONSTRAINT delegation_vault_pda_base58
-        CHECK (length(vault_pda) BETWEEN 32 AND 44 AND vault_pda !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT delegation_delegate_wallet_base58,
-    ADD CONSTRAINT delegation_delegate_wallet_base58
-        CHECK (length(delegate_wallet) BETWEEN 32 AND 44 AND delegate_wallet !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT delegation_approval_signature_base58,
-    ADD CONSTRAINT delegation_approval_signature_base58
-        CHECK (length(approval_signature) BETWEEN 64 AND 88 AND approval_signature !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT delegation_revocation_signature_base58,
-    ADD CONSTRAINT delegation_revocation_signature_base58
-        CHECK (length(revocation_signature) BETWEEN 64 AND 88 AND revocation_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE cleanup_events
-    DROP CONSTRAINT cleanup_vault_pda_base58,
-    ADD CONSTRAINT cleanup_vault_pda_base58
-        CHECK (length(vault_pda) BETWEEN 32 AND 44 AND vault_pda !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT cleanup_caller_base58,
-    ADD CONSTRAINT cleanup_caller_base58
-        CHECK (length(cleanup_caller) BETWEEN 32 AND 44 AND cleanup_caller !~ '[^1-9A-HJ-NP-Za-km-z]'),
-    DROP CONSTRAINT cleanup_signature_base58,
-    ADD CONSTRAINT cleanup_signature_base58
-        CHECK (length(cleanup_signature) BETWEEN 64 AND 88 AND cleanup_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE indexer_cursors
-    DROP CONSTRAINT indexer_cursors_signature_base58,
-    ADD CONSTRAINT indexer_cursors_signature_base58
-        CHECK (length(signature) BETWEEN 64 AND 88 AND signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE indexer_skipped
-    DROP CONSTRAINT indexer_skipped_signature_base58,
-    ADD CONSTRAINT indexer_skipped_signature_base58
-        CHECK (length(transaction_signature) BETWEEN 64 AND 88 AND transaction_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
-ALTER TABLE indexer_parked
-    DROP CONSTRAINT indexer_parked_signature_base58,
-    ADD CONSTRAINT indexer_parked_signature_base58
-        CHECK (length(transaction_signature) BETWEEN 64 AND 88 AND transaction_signature !~ '[^1-9A-HJ-NP-Za-km-z]');
+DO $$
+DECLARE
+    c RECORD;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES
+        ('ephemeral_sessions', 'sessions_parent_wallet_base58', 'parent_wallet', 32, 44),
+        ('ephemeral_sessions', 'sessions_ephemeral_wallet_base58', 'ephemeral_wallet', 32, 44),
+        ('ephemeral_sessions', 'sessions_vault_pda_base58', 'vault_pda', 32, 44),
+        ('ephemeral_sessions', 'sessions_mint_base58', 'mint', 32, 44),
+        ('ephemeral_sessions', 'sessions_creation_signature_base58', 'creation_signature', 64, 88),
+        ('vault_transactions', 'transactions_signature_base58', 'transaction_signature', 64, 88),
+        ('delegation_history', 'delegation_vault_pda_base58', 'vault_pda', 32, 44),
+        ('delegation_history', 'delegation_delegate_wallet_base58', 'delegate_wallet', 32, 44),
+        ('delegation_history', 'delegation_approval_signature_base58', 'approval_signature', 64, 88),
+        ('delegation_history', 'delegation_revocation_signature_base58', 'revocation_signature', 64, 88),
+        ('cleanup_events', 'cleanup_vault_pda_base58', 'vault_pda', 32, 44),
+        ('cleanup_events', 'cleanup_caller_base58', 'cleanup_caller', 32, 44),
+        ('cleanup_events', 'cleanup_signature_base58', 'cleanup_signature', 64, 88),
+        ('indexer_cursors', 'indexer_cursors_signature_base58', 'signature', 64, 88),
+        ('indexer_skipped', 'indexer_skipped_signature_base58', 'transaction_signature', 64, 88),
+        ('indexer_parked', 'indexer_parked_signature_base58', 'transaction_signature', 64, 88)
+    ) AS t (table_name, constraint_name, column_name, shortest, longest)
+    LOOP
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I, ADD CONSTRAINT %I CHECK (length(%I) BETWEEN %s AND %s AND %I !~ %L)',
+                       c.table_name, c.constraint_name, c.constraint_name, c.column_name, c.shortest, c.longest,
+                       c.column_name, '[^1-9A-HJ-NP-Za-km-z]');
+    END LOOP;
+END
+$$;
 
 -- 0002 kept the reference's index on transaction_signature alone; the unique
 -- (transaction_signature, instruction_index) index serves every lookup by signature, and each
