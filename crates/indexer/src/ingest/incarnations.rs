@@ -56,6 +56,24 @@ struct Unclaimed {
     bootstrapped: bool,
 }
 
+/// What [`Incarnations::load`] reads of a session row.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: i32,
+    session_id: String,
+    vault_pda: String,
+    created_slot: Option<i64>,
+    creation_signature: Option<String>,
+    creation_instruction_index: Option<i32>,
+    approved_amount: Decimal,
+    bootstrapped: bool,
+    parent_wallet: String,
+    ephemeral_wallet: String,
+    created_at: i64,
+    /// No creation names it and it is not cleaned: a creation may claim it.
+    claimable: bool,
+}
+
 /// A SessionCreated placed in the batch, not written yet.
 struct Creation {
     provisional: i32,
@@ -106,37 +124,34 @@ impl Incarnations {
             return Ok(());
         }
         let addresses: Vec<String> = wanted.iter().map(ToString::to_string).collect();
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(
-            i32,
-            String,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<i32>,
-            Decimal,
-            bool,
-            String,
-            String,
-            i64,
-            bool,
-        )> = sqlx::query_as(
+        let rows: Vec<SessionRow> = sqlx::query_as(
             "SELECT id, session_id, vault_pda, created_slot, creation_signature, creation_instruction_index,
-                        approved_amount, bootstrapped, parent_wallet, ephemeral_wallet, created_at,
-                        creation_signature IS NULL AND cleaned_at IS NULL
-                 FROM ephemeral_sessions
-                 WHERE vault_pda = ANY($1) AND (creation_signature IS NOT NULL OR bootstrapped OR cleaned_at IS NULL)
-                 ORDER BY id
-                 FOR NO KEY UPDATE",
+                    approved_amount, bootstrapped, parent_wallet, ephemeral_wallet, created_at,
+                    creation_signature IS NULL AND cleaned_at IS NULL AS claimable
+             FROM ephemeral_sessions
+             WHERE vault_pda = ANY($1) AND (creation_signature IS NOT NULL OR bootstrapped OR cleaned_at IS NULL)
+             ORDER BY id
+             FOR NO KEY UPDATE",
         )
         .bind(&addresses)
         .fetch_all(db.conn())
         .await?;
         self.loaded.extend(wanted);
         for row in rows {
-            let (id, session_id, vault, created_slot, creation_signature, creation_instruction_index, approved) =
-                (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
-            let (bootstrapped, parent, ephemeral_wallet, created_at, claimable) = (row.7, row.8, row.9, row.10, row.11);
+            let SessionRow {
+                id,
+                session_id,
+                vault_pda: vault,
+                created_slot,
+                creation_signature,
+                creation_instruction_index,
+                approved_amount: approved,
+                bootstrapped,
+                parent_wallet: parent,
+                ephemeral_wallet,
+                created_at,
+                claimable,
+            } = row;
             let Ok(vault) = vault.parse::<Pubkey>() else { continue };
             if claimable {
                 self.unclaimed.push(Unclaimed {
