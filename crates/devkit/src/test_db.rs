@@ -323,3 +323,38 @@ pub const CHECK_VIOLATION: &str = "23514";
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const FOREIGN_KEY_VIOLATION: &str = "23503";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+/// A name quoted as an SQL identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The tables of the public schema, the migrations' own bookkeeping aside, by name.
+pub async fn public_tables(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> '_sqlx_migrations'
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// Rows of a table and a digest of their full text (md5 of the sorted md5s of `row::text`, so
+/// the order rows are stored in does not matter and no giant string is built). `volatile`
+/// columns are left out.
+pub async fn table_digest(pool: &PgPool, table: &str, volatile: &[&str]) -> Result<(i64, String), sqlx::Error> {
+    let row = if volatile.is_empty() {
+        "t::text".to_string()
+    } else {
+        let minus: Vec<String> = volatile.iter().map(|c| format!(" - '{c}'")).collect();
+        format!("(to_jsonb(t){})::text", minus.join(""))
+    };
+    let sql = format!(
+        "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), ''))
+         FROM (SELECT md5({row}) AS h FROM {} t) rows",
+        quote(table)
+    );
+    sqlx::query_as(&sql).fetch_one(pool).await
+}

@@ -24,20 +24,12 @@ async fn write_in_batches(pool: &PgPool, txs: &[ChainTx], size: usize) -> Vec<Ba
     reports
 }
 
-/// md5 of every row of every table of the schema, in a fixed order: the full rows, serial ids,
-/// timestamps and hashes included.
-async fn digests(pool: &PgPool) -> Vec<(String, String)> {
-    let tables: Vec<(String,)> = sqlx::query_as(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations'
-         ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+/// Every table of the schema with its rows' digest: the full rows, serial ids, timestamps and
+/// hashes included.
+async fn digests(pool: &PgPool) -> Vec<(String, (i64, String))> {
     let mut out = vec![];
-    for (table,) in tables {
-        let sql = format!("SELECT md5(COALESCE(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {table} t");
-        let (digest,): (String,) = sqlx::query_as(&sql).fetch_one(pool).await.unwrap();
+    for table in common::public_tables(pool).await.unwrap() {
+        let digest = common::table_digest(pool, &table, &[]).await.unwrap();
         out.push((table, digest));
     }
     out

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
+pub use vault_devkit::test_db::{public_tables, quote, table_digest};
 
 /// The URL of database `name` on `admin`'s server.
 pub fn database_url(admin: &str, name: &str) -> anyhow::Result<String> {
@@ -71,17 +72,6 @@ impl Settings {
 }
 
 /// Every table of the public schema except sqlx's bookkeeping, by name.
-pub async fn public_tables(pool: &PgPool) -> anyhow::Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> '_sqlx_migrations'
-         ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|(name,)| name).collect())
-}
-
 pub async fn row_count(pool: &PgPool, table: &str) -> anyhow::Result<i64> {
     let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {}", quote(table))).fetch_one(pool).await?;
     Ok(n)
@@ -127,11 +117,6 @@ fn key_order(tables: BTreeSet<String>, edges: &[(String, String)]) -> Vec<String
     order
 }
 
-/// A table name as an SQL identifier.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Columns a replay is allowed to change: the cursor's `updated_at`, which the writer sets on
 /// every batch by design (a replay commits the cursor again, at the same position).
 pub fn replay_volatile_columns(table: &str) -> &'static [&'static str] {
@@ -139,25 +124,6 @@ pub fn replay_volatile_columns(table: &str) -> &'static [&'static str] {
         "indexer_cursors" => &["updated_at"],
         _ => &[],
     }
-}
-
-/// Rows of a table and a digest of their full text (md5 of the sorted md5s of `row::text`, so
-/// the order rows are stored in does not matter and no giant string is built). `volatile`
-/// columns are left out.
-pub async fn table_digest(pool: &PgPool, table: &str, volatile: &[&str]) -> anyhow::Result<(i64, String)> {
-    let row = if volatile.is_empty() {
-        "t::text".to_string()
-    } else {
-        let minus: Vec<String> = volatile.iter().map(|c| format!(" - '{c}'")).collect();
-        format!("(to_jsonb(t){})::text", minus.join(""))
-    };
-    let sql = format!(
-        "SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), ''))
-         FROM (SELECT md5({row}) AS h FROM {} t) rows",
-        quote(table)
-    );
-    let (n, digest): (i64, String) = sqlx::query_as(&sql).fetch_one(pool).await?;
-    Ok((n, digest))
 }
 
 #[cfg(test)]
