@@ -278,22 +278,17 @@ impl Ingest {
                 // will ever come for it. Recorded in the audit log only, below.
             }
             for (ordinal, (action, resolution)) in decoded.actions.iter().zip(resolved).enumerate() {
-                let session = match resolution {
-                    Resolution::Known => action_vault(action)
+                let session = match (resolution, action) {
+                    (Resolution::NoSession | Resolution::Unknown(_), _) => None,
+                    (Resolution::OpenedHere, VaultAction::Event(VaultEvent::SessionCreated(e))) => {
+                        let key = batch.incarnations.create(tx, ordinal, e);
+                        opened.push(e.vault);
+                        Some((key, Some(e.approved_amount)))
+                    }
+                    // Known, or a vault opened earlier in this transaction.
+                    (Resolution::Known | Resolution::OpenedHere, _) => action_vault(action)
                         .and_then(|vault| batch.incarnations.find(&vault, tx, ordinal))
                         .map(|(key, approved)| (key.clone(), approved)),
-                    Resolution::NoSession | Resolution::Unknown(_) => None,
-                    Resolution::OpenedHere => match action {
-                        VaultAction::Event(VaultEvent::SessionCreated(e)) => {
-                            let key = batch.incarnations.create(tx, ordinal, e);
-                            opened.push(e.vault);
-                            Some((key, Some(e.approved_amount)))
-                        }
-                        // A vault opened earlier in this transaction.
-                        _ => action_vault(action)
-                            .and_then(|vault| batch.incarnations.find(&vault, tx, ordinal))
-                            .map(|(key, approved)| (key.clone(), approved)),
-                    },
                 };
                 if let Some((session, approved)) = &session {
                     batch.rows.push(tx, ordinal, action, session);
